@@ -89,13 +89,29 @@ func (v *Svix) Verify(body []byte, h http.Header) (Delivery, error) {
 	return Delivery{}, ErrSignatureInvalid
 }
 
-// svixHeaders picks the header family the Svix library will read.
+// svixHeaders picks the header family the Svix library will read: svix-* when all three are
+// present, else webhook-*. When neither family is complete it returns the more complete one (svix-*
+// on a tie), so that the caller can name what is missing.
 func svixHeaders(h http.Header) (id, ts, sig string) {
 	id, ts, sig = h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature")
-	if id == "" || ts == "" || sig == "" {
-		id, ts, sig = h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	if id != "" && ts != "" && sig != "" {
+		return id, ts, sig
+	}
+	wid, wts, wsig := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	if count(wid, wts, wsig) > count(id, ts, sig) {
+		return wid, wts, wsig
 	}
 	return id, ts, sig
+}
+
+func count(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // SignSvix signs body as Svix does for Clerk and returns the three svix-* headers to send with it.
