@@ -1,0 +1,364 @@
+// Package config loads idpsync's configuration: one YAML file whose string values may reference
+// environment variables as ${NAME} (required) or ${NAME:-default}, plus the overrides DATABASE_URL
+// and NATS_URL. Loading applies the documented defaults and validates the result; every problem is
+// reported as a sentence naming the field and the fix.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/webhook"
+)
+
+// Config is the whole configuration of the receiver and the worker. Both read the same file.
+type Config struct {
+	Database Database `yaml:"database"`
+	NATS     NATS     `yaml:"nats"`
+	Receiver Receiver `yaml:"receiver"`
+	Worker   Worker   `yaml:"worker"`
+	Sources  []Source `yaml:"sources"`
+}
+
+// Database configures the Postgres that holds the event log, the mirror and River's queue.
+type Database struct {
+	// URL is a libpq connection string or URL. DATABASE_URL overrides it.
+	// Defaults to postgres://postgres@127.0.0.1:5432/idpsync?sslmode=disable.
+	URL string `yaml:"url"`
+	// Schema holds every idpsync and River table, so nothing collides with the application's own
+	// tables. Defaults to "idpsync".
+	Schema string `yaml:"schema"`
+	// MaxConns bounds the connection pool of each process. Defaults to 20.
+	MaxConns int32 `yaml:"max_conns"`
+}
+
+// NATS configures the JetStream connection and the event stream.
+type NATS struct {
+	// URL of the NATS servers, comma-separated. NATS_URL overrides it. Required by the receiver and
+	// the worker; when empty, `make run` (cmd/worker dev) embeds a JetStream server instead.
+	URL string `yaml:"url"`
+	// CredsFile is a NATS credentials file (JWT and nkey seed). Optional.
+	CredsFile string `yaml:"creds_file"`
+	// Stream is the JetStream stream of webhook events. Defaults to "IDPSYNC_EVENTS".
+	Stream string `yaml:"stream"`
+	// SubjectPrefix prefixes every event subject: <prefix>.<source>.<type>. Defaults to "idpsync.events".
+	SubjectPrefix string `yaml:"subject_prefix"`
+	// Replicas of the stream: 1 for development, 3 in a production cluster. Defaults to 1.
+	Replicas int `yaml:"replicas"`
+	// MaxAge is how long the stream keeps events for replay. Defaults to 7 days (168h).
+	MaxAge Duration `yaml:"max_age"`
+	// Duplicates is JetStream's deduplication window by Nats-Msg-Id. The event log dedupes forever
+	// behind it. Defaults to 2m.
+	Duplicates Duration `yaml:"duplicates"`
+	// MaxBytes caps the stream's size; -1 means no cap. Defaults to -1.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Receiver configures cmd/receiver.
+type Receiver struct {
+	// Addr is the listen address of the webhook endpoint. Defaults to ":8080".
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes is the largest body accepted; larger ones get 413. Defaults to 1048576 (1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// PublishTimeout bounds the wait for JetStream's acknowledgement before answering 503.
+	// Defaults to 5s.
+	PublishTimeout Duration `yaml:"publish_timeout"`
+	// RetryAfter is the Retry-After sent with a 503. Defaults to 5s.
+	RetryAfter Duration `yaml:"retry_after"`
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Defaults to 25s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Worker configures cmd/worker.
+type Worker struct {
+	// AdminAddr serves /metrics, /healthz, /readyz and, when RiverUI is on, /riverui/.
+	// Defaults to ":9090"; "-" turns the admin server off.
+	AdminAddr string `yaml:"admin_addr"`
+	// RiverUI mounts River's job dashboard at /riverui/ on the admin server. It can retry and
+	// cancel jobs: expose the admin address to operators only. Defaults to false.
+	RiverUI bool `yaml:"river_ui"`
+	// Consumer is the durable JetStream consumer the workers share. Defaults to "idpsync-worker".
+	Consumer string `yaml:"consumer"`
+	// BatchSize is the most messages recorded in one Postgres transaction. Defaults to 100.
+	BatchSize int `yaml:"batch_size"`
+	// AckWait is how long JetStream waits for an ack before redelivering. Defaults to 30s.
+	AckWait Duration `yaml:"ack_wait"`
+	// ReconcileWorkers is how many mirror jobs run at once in each process. Defaults to 20.
+	ReconcileWorkers int `yaml:"reconcile_workers"`
+	// ShutdownTimeout bounds how long running jobs may finish on shutdown before they are
+	// cancelled (and retried later). Defaults to 25s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Source is one configured IdP tenant.
+type Source struct {
+	// Name identifies the source in the URL (/webhooks/<name>), in NATS subjects and in the mirror's
+	// source column. Lowercase letters, digits, '-' and '_'. Required.
+	Name string `yaml:"name"`
+	// Kind is the IdP: clerk, zitadel, authpi or zeroid. Required.
+	Kind events.Kind `yaml:"kind"`
+	// Webhook holds the verification settings of the source's deliveries.
+	Webhook Webhook `yaml:"webhook"`
+}
+
+// Webhook holds a source's webhook verification settings. Which fields apply depends on the kind:
+//
+//	clerk:   secrets (Svix signing secrets, whsec_...), tolerance
+//	zitadel: secrets (the target's signing keys), tolerance
+//	authpi:  bearer_tokens, secrets (HMAC signature secrets), or both (then both must pass)
+//	zeroid:  bearer_tokens
+//
+// Several values are accepted at once so that a secret can be rotated: list the new and the old one.
+type Webhook struct {
+	Secrets      []string `yaml:"secrets"`
+	BearerTokens []string `yaml:"bearer_tokens"`
+	// Tolerance is how far a signed timestamp may be from now (clerk, zitadel). Defaults to 5m.
+	Tolerance Duration `yaml:"tolerance"`
+}
+
+// Defaults.
+const (
+	DatabaseURLDefault      = "postgres://postgres@127.0.0.1:5432/idpsync?sslmode=disable"
+	SchemaDefault           = "idpsync"
+	StreamDefault           = "IDPSYNC_EVENTS"
+	SubjectPrefixDefault    = "idpsync.events"
+	ConsumerDefault         = "idpsync-worker"
+	MaxBodyBytesDefault     = 1 << 20
+	WebhookToleranceDefault = 5 * time.Minute
+)
+
+// Load reads the file at path, expands environment references with getenv, applies the
+// DATABASE_URL and NATS_URL overrides and the defaults, and validates the result.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load for configuration already in memory.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	cfg := &Config{}
+	if err := decode(data, getenv, cfg); err != nil {
+		return nil, err
+	}
+	if v := getenv("DATABASE_URL"); v != "" {
+		cfg.Database.URL = v
+	}
+	if v := getenv("NATS_URL"); v != "" {
+		cfg.NATS.URL = v
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	d := &c.Database
+	d.URL = cmpOr(d.URL, DatabaseURLDefault)
+	d.Schema = cmpOr(d.Schema, SchemaDefault)
+	d.MaxConns = cmpOr(d.MaxConns, 20)
+
+	n := &c.NATS
+	n.Stream = cmpOr(n.Stream, StreamDefault)
+	n.SubjectPrefix = cmpOr(n.SubjectPrefix, SubjectPrefixDefault)
+	n.Replicas = cmpOr(n.Replicas, 1)
+	n.MaxAge = cmpOr(n.MaxAge, Duration(7*24*time.Hour))
+	n.Duplicates = cmpOr(n.Duplicates, Duration(2*time.Minute))
+	n.MaxBytes = cmpOr(n.MaxBytes, -1)
+
+	r := &c.Receiver
+	r.Addr = cmpOr(r.Addr, ":8080")
+	r.MaxBodyBytes = cmpOr(r.MaxBodyBytes, MaxBodyBytesDefault)
+	r.PublishTimeout = cmpOr(r.PublishTimeout, Duration(5*time.Second))
+	r.RetryAfter = cmpOr(r.RetryAfter, Duration(5*time.Second))
+	r.ShutdownTimeout = cmpOr(r.ShutdownTimeout, Duration(25*time.Second))
+
+	w := &c.Worker
+	w.AdminAddr = cmpOr(w.AdminAddr, ":9090")
+	w.Consumer = cmpOr(w.Consumer, ConsumerDefault)
+	w.BatchSize = cmpOr(w.BatchSize, 100)
+	w.AckWait = cmpOr(w.AckWait, Duration(30*time.Second))
+	w.ReconcileWorkers = cmpOr(w.ReconcileWorkers, 20)
+	w.ShutdownTimeout = cmpOr(w.ShutdownTimeout, Duration(25*time.Second))
+
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		s.Webhook.Tolerance = cmpOr(s.Webhook.Tolerance, Duration(WebhookToleranceDefault))
+		s.Webhook.Secrets = nonEmpty(s.Webhook.Secrets)
+		s.Webhook.BearerTokens = nonEmpty(s.Webhook.BearerTokens)
+	}
+}
+
+// cmpOr is cmp.Or for the field types above; zero means "not set".
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	streamPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	subjectPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	if !schemaPattern.MatchString(c.Database.Schema) {
+		bad("database.schema", "%q is not a plain Postgres identifier; use lowercase letters, digits and '_'", c.Database.Schema)
+	}
+	if c.Database.MaxConns < 4 {
+		bad("database.max_conns", "%d is too few; the worker needs at least 4 connections (default 20)", c.Database.MaxConns)
+	}
+	if !streamPattern.MatchString(c.NATS.Stream) {
+		bad("nats.stream", "%q is not a valid stream name; use letters, digits, '-' and '_'", c.NATS.Stream)
+	}
+	if !subjectPrefix.MatchString(c.NATS.SubjectPrefix) {
+		bad("nats.subject_prefix", "%q is not a valid subject prefix; use dot-separated tokens of letters, digits, '-' and '_', without wildcards", c.NATS.SubjectPrefix)
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas", "%d is out of range; use 1 for development or 3 in a production cluster", c.NATS.Replicas)
+	}
+	if c.NATS.Duplicates > c.NATS.MaxAge {
+		bad("nats.duplicates", "%s is longer than nats.max_age (%s); the deduplication window must fit in the stream's retention", c.NATS.Duplicates, c.NATS.MaxAge)
+	}
+	if c.Receiver.MaxBodyBytes < 1024 {
+		bad("receiver.max_body_bytes", "%d is too small for any IdP payload; use at least 1024 (default 1048576)", c.Receiver.MaxBodyBytes)
+	}
+	if c.Worker.BatchSize < 1 || c.Worker.BatchSize > 1000 {
+		bad("worker.batch_size", "%d is out of range; use 1 to 1000 (default 100)", c.Worker.BatchSize)
+	}
+	if c.Worker.ReconcileWorkers < 1 {
+		bad("worker.reconcile_workers", "must be at least 1 (default 20)")
+	}
+	if c.Worker.AckWait < Duration(time.Second) {
+		bad("worker.ack_wait", "%s is too short; use at least 1s (default 30s)", c.Worker.AckWait)
+	}
+
+	if len(c.Sources) == 0 {
+		bad("sources", "at least one source is required; add one with a name, a kind and its webhook secrets")
+	}
+	seen := map[string]int{}
+	for i, s := range c.Sources {
+		field := fmt.Sprintf("sources[%d]", i)
+		switch {
+		case s.Name == "":
+			bad(field+".name", "is required; it names the source in the URL /webhooks/<name>")
+		case !namePattern.MatchString(s.Name):
+			bad(field+".name", "%q is not a valid name; use lowercase letters, digits, '-' and '_' (it appears in the URL /webhooks/<name> and in NATS subjects)", s.Name)
+		default:
+			if j, dup := seen[s.Name]; dup {
+				bad(field+".name", "%q is already the name of sources[%d]; names must be unique", s.Name, j)
+			}
+			seen[s.Name] = i
+		}
+		if !s.Kind.Valid() {
+			bad(field+".kind", "%q is not supported; use one of %s", s.Kind, kindList())
+			continue
+		}
+		if _, err := s.Verifier(nil); err != nil {
+			bad(field+".webhook", "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func kindList() string {
+	names := make([]string, len(events.Kinds))
+	for i, k := range events.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Verifier builds the source's webhook verifier. now is the clock; nil means time.Now.
+func (s Source) Verifier(now func() time.Time) (webhook.Verifier, error) {
+	w := s.Webhook
+	tolerance := time.Duration(w.Tolerance)
+	switch s.Kind {
+	case events.KindClerk:
+		if len(w.Secrets) == 0 {
+			return nil, errors.New("a clerk source needs at least one signing secret in secrets (whsec_..., from the Clerk dashboard: Webhooks → your endpoint → Signing Secret)")
+		}
+		v, err := webhook.NewSvix(webhook.SvixConfig{Secrets: w.Secrets, Tolerance: tolerance, NowFunc: now})
+		if err != nil {
+			return nil, fmt.Errorf("secrets: %w", err)
+		}
+		return v, nil
+	case events.KindZitadel:
+		if len(w.Secrets) == 0 {
+			return nil, errors.New("a zitadel source needs the target's signing key in secrets (returned once when the Actions v2 target is created)")
+		}
+		return webhook.NewZitadel(webhook.ZitadelConfig{SigningKeys: w.Secrets, Tolerance: tolerance, NowFunc: now})
+	case events.KindAuthPI:
+		var all webhook.All
+		if len(w.BearerTokens) > 0 {
+			v, err := webhook.NewBearer(w.BearerTokens...)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, v)
+		}
+		if len(w.Secrets) > 0 {
+			v, err := webhook.NewHMAC(w.Secrets...)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, v)
+		}
+		switch len(all) {
+		case 0:
+			return nil, errors.New("an authpi source needs bearer_tokens (auth type bearer), secrets (auth type signature) or both")
+		case 1:
+			return all[0], nil
+		}
+		return all, nil
+	case events.KindZeroID:
+		if len(w.BearerTokens) == 0 {
+			return nil, errors.New("a zeroid source needs at least one bearer token in bearer_tokens, shared with the relay that forwards ZeroID's revocation events")
+		}
+		return webhook.NewBearer(w.BearerTokens...)
+	}
+	return nil, fmt.Errorf("kind %q has no webhook verifier", s.Kind)
+}
+
+// Source returns the source named name.
+func (c *Config) Source(name string) (Source, bool) {
+	for _, s := range c.Sources {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Source{}, false
+}
+
+func nonEmpty(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/webhook"
+)
+
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestParseExampleWithDefaults(t *testing.T) {
+	t.Parallel()
+	yaml := `
+receiver: {addr: ":8081", max_body_bytes: 2097152}
+sources:
+  - name: clerk-prod
+    kind: clerk
+    webhook: {secrets: ["${CLERK_WEBHOOK_SECRET}", "${CLERK_WEBHOOK_SECRET_OLD:-}"], tolerance: 10m}
+`
+	cfg, err := config.Parse([]byte(yaml), env("CLERK_WEBHOOK_SECRET", secret, "NATS_URL", "nats://n1:4222"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Receiver.Addr != ":8081" || cfg.Receiver.MaxBodyBytes != 2<<20 {
+		t.Errorf("receiver = %+v", cfg.Receiver)
+	}
+	s := cfg.Sources[0]
+	if s.Name != "clerk-prod" || s.Kind != events.KindClerk || len(s.Webhook.Secrets) != 1 || s.Webhook.Secrets[0] != secret {
+		t.Errorf("source = %+v (the unset old secret must be dropped)", s)
+	}
+	if time.Duration(s.Webhook.Tolerance) != 10*time.Minute {
+		t.Errorf("tolerance = %v", s.Webhook.Tolerance)
+	}
+	// Defaults.
+	if cfg.Database.URL != config.DatabaseURLDefault || cfg.Database.Schema != "idpsync" || cfg.NATS.Stream != "IDPSYNC_EVENTS" ||
+		cfg.NATS.SubjectPrefix != "idpsync.events" || time.Duration(cfg.NATS.Duplicates) != 2*time.Minute ||
+		time.Duration(cfg.NATS.MaxAge) != 7*24*time.Hour || cfg.Worker.BatchSize != 100 || cfg.Worker.Consumer != "idpsync-worker" {
+		t.Errorf("defaults not applied: %+v %+v %+v", cfg.Database, cfg.NATS, cfg.Worker)
+	}
+	if cfg.NATS.URL != "nats://n1:4222" {
+		t.Errorf("NATS_URL override: %q", cfg.NATS.URL)
+	}
+	v, err := s.Verifier(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.(*webhook.Svix); !ok {
+		t.Errorf("clerk verifier is %T", v)
+	}
+}
+
+func TestEnvironmentOverridesAndTypes(t *testing.T) {
+	t.Parallel()
+	yaml := `
+database: {url: "postgres://file/db", max_conns: "${MAX_CONNS}"}
+nats: {url: "nats://file:4222"}
+sources:
+  - name: z
+    kind: zitadel
+    webhook: {secrets: ["${KEY}"]}
+  - name: a
+    kind: authpi
+    webhook: {bearer_tokens: ["${TOKEN}"], secrets: ["${HMAC}"]}
+`
+	// Secrets that look like YAML numbers, booleans or mappings stay strings.
+	cfg, err := config.Parse([]byte(yaml), env("DATABASE_URL", "postgres://env/db", "MAX_CONNS", "8",
+		"KEY", "123", "TOKEN", "yes", "HMAC", "a: b # c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.URL != "postgres://env/db" || cfg.Database.MaxConns != 8 || cfg.NATS.URL != "nats://file:4222" {
+		t.Errorf("database = %+v, nats = %+v", cfg.Database, cfg.NATS)
+	}
+	if got := cfg.Sources[0].Webhook.Secrets[0]; got != "123" {
+		t.Errorf("zitadel key = %q", got)
+	}
+	a := cfg.Sources[1].Webhook
+	if a.BearerTokens[0] != "yes" || a.Secrets[0] != "a: b # c" {
+		t.Errorf("authpi webhook = %+v", a)
+	}
+	v, err := cfg.Sources[1].Verifier(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, ok := v.(webhook.All); !ok || len(all) != 2 {
+		t.Errorf("bearer+signature verifier = %T", v)
+	}
+}
+
+func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, yaml string
+		env        func(string) string
+		want       []string
+	}{
+		{"unknown field", "recevier: {addr: x}\nsources: []", env(),
+			[]string{"recevier (line 1): unknown field", "receiver"}},
+		{"unknown nested field", "sources:\n  - name: a\n    kind: clerk\n    webhook: {secret: x}", env(),
+			[]string{"sources[0].webhook.secret (line 4): unknown field", "secrets"}},
+		{"missing environment variable", "sources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"${CLERK_WEBHOOK_SECRET}\"]}}", env(),
+			[]string{"sources[0].webhook.secrets[0] (line 2)", "CLERK_WEBHOOK_SECRET is not set", "${CLERK_WEBHOOK_SECRET:-}"}},
+		{"no sources", "receiver: {addr: \":1\"}", env(), []string{"sources: at least one source is required"}},
+		{"bad name", "sources:\n  - {name: Clerk Prod, kind: clerk, webhook: {secrets: [" + secret + "]}}", env(),
+			[]string{`sources[0].name: "Clerk Prod" is not a valid name`, "lowercase"}},
+		{"duplicate name", "sources:\n  - {name: a, kind: clerk, webhook: {secrets: [" + secret + "]}}\n  - {name: a, kind: clerk, webhook: {secrets: [" + secret + "]}}", env(),
+			[]string{`sources[1].name: "a" is already the name of sources[0]`}},
+		{"bad kind", "sources:\n  - {name: a, kind: okta}", env(),
+			[]string{`sources[0].kind: "okta" is not supported; use one of clerk, zitadel, authpi, zeroid`}},
+		{"clerk without secrets", "sources:\n  - {name: a, kind: clerk}", env(),
+			[]string{"sources[0].webhook: a clerk source needs at least one signing secret", "Signing Secret"}},
+		{"bad duration", "nats: {max_age: 7d}\nsources: []", env(), []string{`"7d" is not a duration`, "168h"}},
+		{"several problems at once", "worker: {batch_size: 5000}\nnats: {replicas: 9}\nsources: []", env(),
+			[]string{"worker.batch_size: 5000 is out of range", "nats.replicas: 9 is out of range", "sources: at least one"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(c.yaml), c.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorsDoNotRevealSecrets(t *testing.T) {
+	t.Parallel()
+	const leaked = "whsec_this-is-not-base64-but-it-is-secret"
+	_, err := config.Parse([]byte("sources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"${S}\"]}}"), env("S", leaked))
+	if err == nil {
+		t.Fatal("accepted an invalid secret")
+	}
+	if strings.Contains(err.Error(), "not-base64") {
+		t.Fatalf("error reveals the secret: %v", err)
+	}
+	if !strings.Contains(err.Error(), "signing secret 1 is not a valid whsec_<base64> secret") {
+		t.Fatalf("error does not say which secret is wrong: %v", err)
+	}
+}
