@@ -1,0 +1,221 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/idpsync/idpsync/internal/events"
+)
+
+// The mirror's write rules (the README documents them as guarantees):
+//
+//   - A state is written only if its version is newer than the row's (source_version), so an
+//     older event arriving late changes nothing and a replay of an applied event is a no-op.
+//   - Deleting a user or an organization leaves a tombstone (deleted_at) that nothing undoes: IdPs
+//     never reuse those ids, so a late update must not resurrect them. The deletion also
+//     tombstones their memberships.
+//   - A membership is the pair (organization, user). Removing it is versioned like any other
+//     change, so a newer "created" after a removal revives the row (the user was added again).
+
+// Change describes what applying one state did to a mirror row and what the row was before, so
+// that callers can react to transitions (a user becoming banned, an organization deleted).
+//
+// The Was* fields describe the row as of the writing statement's snapshot. When two changes to
+// the same row commit concurrently, both may report the earlier state, so reactions to a transition
+// must be idempotent (revocation jobs are unique and treat "already done" as success).
+type Change struct {
+	// Applied is true when the row changed; false when the mirror already held this state or a
+	// newer one (or a tombstone).
+	Applied bool
+	// Existed is true when the row existed before. The Was* fields describe it.
+	Existed    bool
+	WasBanned  bool
+	WasLocked  bool
+	WasDeleted bool
+	// WasSuspended is the organization's suspended flag before.
+	WasSuspended bool
+	// CascadedUserIDs lists the members whose memberships a deletion tombstoned.
+	CascadedUserIDs []string
+}
+
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// ApplyUser writes u to the users mirror of source. A deleted u is dated deletedAt (now when zero).
+func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, deletedAt time.Time) (Change, error) {
+	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted FROM users WHERE source = $1 AND id = $2)`
+	var (
+		query string
+		args  []any
+	)
+	if u.Deleted {
+		query = `WITH ` + prev + `, up AS (
+			INSERT INTO users AS u (source, id, external_id, raw, source_version, deleted_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (source, id) DO UPDATE
+			SET deleted_at = excluded.deleted_at, source_version = greatest(u.source_version, excluded.source_version), synced_at = now()
+			WHERE u.deleted_at IS NULL
+			RETURNING 1)`
+		args = []any{source, u.ID, nullIfEmpty(u.ExternalID), []byte(u.Raw), u.Version, orNow(deletedAt)}
+	} else {
+		query = `WITH ` + prev + `, up AS (
+			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name,
+			                        image_url, banned, locked, created_at, updated_at, raw, source_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			ON CONFLICT (source, id) DO UPDATE
+			SET external_id = excluded.external_id, primary_email = excluded.primary_email, emails = excluded.emails,
+			    username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
+			    image_url = excluded.image_url, banned = excluded.banned, locked = excluded.locked,
+			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
+			    source_version = excluded.source_version, synced_at = now()
+			WHERE u.deleted_at IS NULL AND u.source_version < excluded.source_version
+			RETURNING 1)`
+		args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
+			nullIfEmpty(u.Username), nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL),
+			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), []byte(u.Raw), u.Version}
+	}
+	query += `
+		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
+		       coalesce((SELECT banned FROM prev), false), coalesce((SELECT locked FROM prev), false),
+		       coalesce((SELECT deleted FROM prev), false)`
+	var c Change
+	if err := db.QueryRow(ctx, query, args...).Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted); err != nil {
+		return Change{}, fmt.Errorf("applying user %s: %w", u.ID, err)
+	}
+	if u.Deleted && c.Applied {
+		ids, err := tombstoneMemberships(ctx, db, source, "user_id", u.ID, u.Version, orNow(deletedAt))
+		if err != nil {
+			return Change{}, err
+		}
+		c.CascadedUserIDs = ids
+	}
+	return c, nil
+}
+
+// ApplyOrganization writes o to the organizations mirror of source.
+func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Organization, deletedAt time.Time) (Change, error) {
+	const prev = `prev AS (SELECT suspended, deleted_at IS NOT NULL AS deleted FROM organizations WHERE source = $1 AND id = $2)`
+	var (
+		query string
+		args  []any
+	)
+	if o.Deleted {
+		query = `WITH ` + prev + `, up AS (
+			INSERT INTO organizations AS o (source, id, slug, raw, source_version, deleted_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (source, id) DO UPDATE
+			SET deleted_at = excluded.deleted_at, source_version = greatest(o.source_version, excluded.source_version), synced_at = now()
+			WHERE o.deleted_at IS NULL
+			RETURNING 1)`
+		args = []any{source, o.ID, nullIfEmpty(o.Slug), []byte(o.Raw), o.Version, orNow(deletedAt)}
+	} else {
+		query = `WITH ` + prev + `, up AS (
+			INSERT INTO organizations AS o (source, id, name, slug, image_url, suspended, created_at, updated_at, raw, source_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (source, id) DO UPDATE
+			SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url, suspended = excluded.suspended,
+			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
+			    source_version = excluded.source_version, synced_at = now()
+			WHERE o.deleted_at IS NULL AND o.source_version < excluded.source_version
+			RETURNING 1)`
+		args = []any{source, o.ID, nullIfEmpty(o.Name), nullIfEmpty(o.Slug), nullIfEmpty(o.ImageURL), o.Suspended,
+			nullTime(o.CreatedAt), nullTime(o.UpdatedAt), []byte(o.Raw), o.Version}
+	}
+	query += `
+		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
+		       coalesce((SELECT suspended FROM prev), false), coalesce((SELECT deleted FROM prev), false)`
+	var c Change
+	if err := db.QueryRow(ctx, query, args...).Scan(&c.Applied, &c.Existed, &c.WasSuspended, &c.WasDeleted); err != nil {
+		return Change{}, fmt.Errorf("applying organization %s: %w", o.ID, err)
+	}
+	if o.Deleted && c.Applied {
+		ids, err := tombstoneMemberships(ctx, db, source, "organization_id", o.ID, o.Version, orNow(deletedAt))
+		if err != nil {
+			return Change{}, err
+		}
+		c.CascadedUserIDs = ids
+	}
+	return c, nil
+}
+
+// tombstoneMemberships deletes the live memberships of a deleted user or organization, raising
+// their version to the deletion's so that no older membership event revives them.
+func tombstoneMemberships(ctx context.Context, db DBTX, source, column, id string, version events.Version, at time.Time) ([]string, error) {
+	rows, err := db.Query(ctx, `
+		UPDATE memberships SET deleted_at = $3, source_version = greatest(source_version, $4), synced_at = now()
+		WHERE source = $1 AND `+column+` = $2 AND deleted_at IS NULL
+		RETURNING user_id`, source, id, at, version)
+	if err != nil {
+		return nil, fmt.Errorf("tombstoning memberships of %s: %w", id, err)
+	}
+	var ids []string
+	for rows.Next() {
+		var uid string
+		if err := rows.Scan(&uid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, uid)
+	}
+	return ids, rows.Err()
+}
+
+// ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at
+// least as new as the row; anything else only when strictly newer.
+func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, deletedAt time.Time) (Change, error) {
+	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted FROM memberships
+		WHERE source = $1 AND organization_id = $2 AND user_id = $3)`
+	guard := `m.source_version < excluded.source_version`
+	var deleted *time.Time
+	if m.Deleted {
+		guard = `m.source_version <= excluded.source_version`
+		at := orNow(deletedAt)
+		deleted = &at
+	}
+	query := `WITH ` + prev + `, up AS (
+		INSERT INTO memberships AS m (source, organization_id, user_id, id, role, permissions, created_at, updated_at,
+		                              raw, source_version, deleted_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (source, organization_id, user_id) DO UPDATE
+		SET id = excluded.id, role = excluded.role, permissions = excluded.permissions, created_at = excluded.created_at,
+		    updated_at = excluded.updated_at, raw = excluded.raw, source_version = excluded.source_version,
+		    deleted_at = CASE WHEN excluded.deleted_at IS NULL THEN NULL ELSE coalesce(m.deleted_at, excluded.deleted_at) END,
+		    synced_at = now()
+		WHERE ` + guard + `
+		RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false)`
+	var c Change
+	err := db.QueryRow(ctx, query, source, m.OrganizationID, m.UserID, nullIfEmpty(m.ID), nullIfEmpty(m.Role),
+		orEmpty(m.Permissions), nullTime(m.CreatedAt), nullTime(m.UpdatedAt), []byte(m.Raw), m.Version, deleted).
+		Scan(&c.Applied, &c.Existed, &c.WasDeleted)
+	if err != nil {
+		return Change{}, fmt.Errorf("applying membership %s/%s: %w", m.OrganizationID, m.UserID, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,76 @@
+// Package store is idpsync's Postgres adapter: the connection pool, the migrations (ours and
+// River's), the event log, the dead letters and the mirror tables. All SQL lives here.
+//
+// Every function takes a DBTX, so callers compose them into their own transaction — in particular
+// the transaction of a River job, which makes a mirror write and the job's completion atomic.
+// Errors from pgx are translated at this boundary: ErrNotFound, and IsDataError for values
+// Postgres refuses whatever the retry (the caller dead-letters them instead of retrying).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DBTX is what the store needs of a connection: a *pgxpool.Pool or a pgx.Tx.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ DBTX = (*pgxpool.Pool)(nil)
+	_ DBTX = (pgx.Tx)(nil)
+)
+
+// ErrNotFound is returned when a row asked for by key does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Open connects a pool to url whose sessions resolve unqualified names in schema. maxConns of 0
+// keeps pgx's default.
+func Open(ctx context.Context, url, schema string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors can echo the URL, password included.
+		return nil, errors.New("database url is not a valid Postgres connection string")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "idpsync"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to postgres at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	return pool, nil
+}
+
+// IsDataError reports whether err is Postgres refusing a value (SQLSTATE class 22, e.g. a NUL
+// character in a JSON string): retrying the same value cannot succeed.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22"
+}
+
+func interpretError(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// quoteIdent quotes a Postgres identifier.
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }

@@ -1,0 +1,321 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/store/storetest"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, schema := storetest.NewSchema(t) // migrated once already
+
+	// Again, twice at once: both wait for the lock, neither applies anything.
+	var wg sync.WaitGroup
+	results := make([][]store.Migration, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { results[i], errs[i] = store.Migrate(ctx, pool, schema, discard) })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || len(results[i]) != 0 {
+			t.Fatalf("second migrate %d: applied %v, err %v", i, results[i], errs[i])
+		}
+	}
+	// Both lines are in the schema.
+	for _, table := range []string{"events", "users", "organizations", "memberships", "dead_letters", "river_job", "river_migration"} {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, schema+"."+table).Scan(&ok); err != nil || !ok {
+			t.Errorf("table %s.%s missing (%v)", schema, table, err)
+		}
+	}
+}
+
+func TestMigrateFreshSchemaConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	schema := "t_fresh_" + time.Now().Format("150405000000")
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+schema+` CASCADE`) })
+
+	var wg sync.WaitGroup
+	counts := make([]int, 3)
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			applied, err := store.Migrate(ctx, pool, schema, discard)
+			counts[i], errs[i] = len(applied), err
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range 3 {
+		if errs[i] != nil {
+			t.Fatalf("migrate %d: %v", i, errs[i])
+		}
+		total += counts[i]
+	}
+	if first := slices.Max(counts); first == 0 || total != first {
+		t.Fatalf("exactly one migrator should apply everything; applied counts %v", counts)
+	}
+}
+
+func newEvent(source, id string, typ events.Type, payload string) store.NewEvent {
+	return store.NewEvent{Source: source, EventID: id, Kind: events.KindClerk, Type: typ, SourceType: string(typ),
+		ReceivedAt: time.Now().UTC(), Payload: []byte(payload), Status: store.StatusPending}
+}
+
+func TestRecordEventsOncePerSourceAndID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+
+	occurred := time.Date(2024, 5, 28, 8, 0, 0, 0, time.UTC)
+	a := newEvent("clerk-a", "msg_1", events.UserCreated, `{"type": "user.created", "n": 1}`)
+	a.OccurredAt, a.StreamSeq, a.EntityID = occurred, 42, "user_1"
+	b := newEvent("clerk-b", "msg_1", "", `{"type":"email.created"}`) // same id, other source
+	b.SourceType, b.Status = "email.created", store.StatusIgnored
+
+	ids, err := store.RecordEvents(ctx, pool, []store.NewEvent{a, b, a}) // a repeated within the batch
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] == 0 || ids[1] == 0 || ids[2] != 0 || ids[0] == ids[1] {
+		t.Fatalf("ids = %v, want two new rows and the repeat skipped", ids)
+	}
+	again, err := store.RecordEvents(ctx, pool, []store.NewEvent{b, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != 0 || again[1] != 0 {
+		t.Fatalf("second recording gave new ids %v", again)
+	}
+
+	got, err := store.GetEvent(ctx, pool, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(got.Payload, &payload); err != nil || payload["n"] != 1.0 {
+		t.Fatalf("payload = %s (%v)", got.Payload, err)
+	}
+	if got.Source != "clerk-a" || got.Type != events.UserCreated || !got.OccurredAt.Equal(occurred) || got.Status != store.StatusPending {
+		t.Fatalf("event = %+v", got)
+	}
+	gotB, err := store.GetEvent(ctx, pool, ids[1])
+	if err != nil || gotB.Type != "" || !gotB.OccurredAt.IsZero() || gotB.Status != store.StatusIgnored {
+		t.Fatalf("event b = %+v, %v", gotB, err)
+	}
+
+	if err := store.SetEventStatus(ctx, pool, ids[0], store.StatusApplied); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.GetEvent(ctx, pool, 999999); err == nil {
+		t.Fatal("GetEvent of a missing id succeeded")
+	}
+}
+
+// Postgres refuses some JSON that Go accepts; the store says so in a way the intake can tell apart
+// from a transient failure.
+func TestDataErrorsAreClassified(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	_, err := store.RecordEvents(ctx, pool, []store.NewEvent{newEvent("s", "nul", events.UserCreated, `{"name":"a\u0000b"}`)})
+	if err == nil || !store.IsDataError(err) {
+		t.Fatalf("err = %v, want a data error", err)
+	}
+	inserted, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s", EventID: "nul", Subject: "idpsync.events.s.invalid",
+		Reason: "x", Payload: []byte(`{"name":"a\u0000b"}`), Headers: map[string]string{"k": "v"}})
+	if err != nil || !inserted {
+		t.Fatalf("dead letter: %v %v", inserted, err)
+	}
+	again, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s", EventID: "nul", Subject: "x", Reason: "x", Payload: []byte("x")})
+	if err != nil || again {
+		t.Fatalf("second dead letter: %v %v", again, err)
+	}
+}
+
+func user(id string, version int64) *events.User {
+	return &events.User{ID: id, FirstName: "v" + time.UnixMilli(version).Format("150405"), PrimaryEmail: id + "@example.com",
+		Emails: []string{id + "@example.com"}, Version: version, UpdatedAt: time.UnixMilli(version), Raw: json.RawMessage(`{}`)}
+}
+
+type userRow struct {
+	FirstName string
+	Banned    bool
+	Deleted   bool
+	Version   int64
+}
+
+func readUser(t *testing.T, pool *pgxpool.Pool, id string) userRow {
+	t.Helper()
+	var r userRow
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(first_name, ''), banned, deleted_at IS NOT NULL, source_version
+		FROM users WHERE source = 's' AND id = $1`, id).Scan(&r.FirstName, &r.Banned, &r.Deleted, &r.Version)
+	if err != nil {
+		t.Fatalf("reading user %s: %v", id, err)
+	}
+	return r
+}
+
+func TestApplyUserVersionGuardAndTombstone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	apply := func(u *events.User) store.Change {
+		t.Helper()
+		c, err := store.ApplyUser(ctx, pool, "s", u, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	if c := apply(user("u1", 100)); !c.Applied || c.Existed {
+		t.Fatalf("create: %+v", c)
+	}
+	if c := apply(user("u1", 100)); c.Applied {
+		t.Fatal("the same version applied twice")
+	}
+	if c := apply(user("u1", 50)); c.Applied || readUser(t, pool, "u1").Version != 100 {
+		t.Fatal("an older state overwrote a newer one")
+	}
+	banned := user("u1", 200)
+	banned.Banned = true
+	if c := apply(banned); !c.Applied || !c.Existed || c.WasBanned {
+		t.Fatalf("ban: %+v", c)
+	}
+	if c := apply(user("u1", 300)); !c.Applied || !c.WasBanned {
+		t.Fatalf("unban: %+v, want WasBanned", c)
+	}
+
+	// A membership to check the cascade.
+	m := &events.Membership{OrganizationID: "o1", UserID: "u1", Role: "admin", Version: 10, Raw: json.RawMessage(`{}`)}
+	if _, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	del := &events.User{ID: "u1", Deleted: true, Version: 250, Raw: json.RawMessage(`{"deleted":true}`)}
+	c := apply(del)
+	if !c.Applied || c.WasDeleted || !slices.Equal(c.CascadedUserIDs, []string{"u1"}) {
+		t.Fatalf("delete: %+v (a deletion applies even when older than the row, and cascades)", c)
+	}
+	if r := readUser(t, pool, "u1"); !r.Deleted || r.Version != 300 || r.FirstName == "" {
+		t.Fatalf("after delete: %+v (keeps the last state, version stays the highest)", r)
+	}
+	if c := apply(user("u1", 999)); c.Applied || !c.WasDeleted {
+		t.Fatalf("update after delete: %+v; a tombstone must not be resurrected", c)
+	}
+	if c := apply(del); c.Applied {
+		t.Fatal("a second deletion applied")
+	}
+	// An older membership event cannot revive a membership tombstoned by the user's deletion.
+	m.Version = 200
+	if c, _ := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); c.Applied {
+		t.Fatal("an older membership event revived a cascaded tombstone")
+	}
+
+	// Deleting a user never seen leaves a tombstone that a late create cannot resurrect.
+	if c := apply(&events.User{ID: "u2", Deleted: true, Version: 10, Raw: json.RawMessage(`{}`)}); !c.Applied || c.Existed {
+		t.Fatalf("tombstone for an unknown user: %+v", c)
+	}
+	if c := apply(user("u2", 5)); c.Applied {
+		t.Fatal("a create after a delete resurrected the user")
+	}
+}
+
+func TestApplyMembershipRevives(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	apply := func(deleted bool, version int64, role string) store.Change {
+		t.Helper()
+		m := &events.Membership{OrganizationID: "o1", UserID: "u1", Role: role, Permissions: []string{"p"}, Deleted: deleted,
+			Version: version, Raw: json.RawMessage(`{}`)}
+		c, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	live := func() (bool, string) {
+		var deleted bool
+		var role string
+		if err := pool.QueryRow(ctx, `SELECT deleted_at IS NOT NULL, role FROM memberships WHERE source='s' AND organization_id='o1' AND user_id='u1'`).Scan(&deleted, &role); err != nil {
+			t.Fatal(err)
+		}
+		return !deleted, role
+	}
+
+	apply(false, 100, "member")
+	if c := apply(true, 90, "member"); c.Applied {
+		t.Fatal("an older removal applied")
+	}
+	if c := apply(true, 100, "member"); !c.Applied {
+		t.Fatal("a removal as new as the row did not apply")
+	}
+	if ok, _ := live(); ok {
+		t.Fatal("removed membership is live")
+	}
+	if c := apply(false, 100, "member"); c.Applied {
+		t.Fatal("a state as old as the removal revived the membership")
+	}
+	if c := apply(false, 150, "admin"); !c.Applied || !c.WasDeleted {
+		t.Fatalf("re-add: %+v", c)
+	}
+	if ok, role := live(); !ok || role != "admin" {
+		t.Fatalf("after re-add live=%v role=%s", ok, role)
+	}
+}
+
+func TestApplyOrganizationDeletionCascades(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	org := &events.Organization{ID: "o1", Name: "Acme", Slug: "acme", Version: 10, Raw: json.RawMessage(`{}`)}
+	if c, err := store.ApplyOrganization(ctx, pool, "s", org, time.Time{}); err != nil || !c.Applied {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, uid := range []string{"u1", "u2", "u3"} {
+		m := &events.Membership{OrganizationID: "o1", UserID: uid, Version: 10, Raw: json.RawMessage(`{}`)}
+		if _, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := &events.Membership{OrganizationID: "o2", UserID: "u1", Version: 10, Raw: json.RawMessage(`{}`)}
+	if _, err := store.ApplyMembership(ctx, pool, "s", other, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	c, err := store.ApplyOrganization(ctx, pool, "s", &events.Organization{ID: "o1", Deleted: true, Version: 20, Raw: json.RawMessage(`{}`)}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(c.CascadedUserIDs)
+	if !c.Applied || !slices.Equal(c.CascadedUserIDs, []string{"u1", "u2", "u3"}) {
+		t.Fatalf("delete: %+v", c)
+	}
+	var live int
+	var deletedAt time.Time
+	_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE deleted_at IS NULL) FROM memberships`).Scan(&live)
+	_ = pool.QueryRow(ctx, `SELECT deleted_at FROM organizations WHERE id = 'o1'`).Scan(&deletedAt)
+	if live != 1 || !deletedAt.Equal(at) {
+		t.Fatalf("live memberships %d (want only o2's), deleted_at %v", live, deletedAt)
+	}
+}
