@@ -1,0 +1,55 @@
+package clerk
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+
+	"github.com/idpsync/idpsync/internal/idpclient"
+)
+
+// ListSessionsParams selects sessions. Clerk requires UserID or ClientID.
+type ListSessionsParams struct {
+	ListParams
+	// UserID lists the sessions of one user.
+	UserID string
+	// ClientID lists the sessions of one client.
+	ClientID string
+	// Status keeps one status: active, revoked, ended, expired, removed, abandoned, replaced.
+	Status string
+}
+
+// ListSessions iterates over the sessions of a user or client, newest first (Clerk's only
+// order). It sends paginated=true so that Clerk answers {data,total_count}. Clerk purges old
+// inactive sessions, so the list is not a history.
+func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) iter.Seq2[Session, error] {
+	if params == nil || (params.UserID == "" && params.ClientID == "") {
+		return func(yield func(Session, error) bool) {
+			yield(Session{}, fmt.Errorf("listing sessions: set UserID or ClientID: %w", idpclient.ErrValidation))
+		}
+	}
+	q := url.Values{}
+	q.Set("paginated", "true")
+	if params.UserID != "" {
+		q.Set("user_id", params.UserID)
+	}
+	if params.ClientID != "" {
+		q.Set("client_id", params.ClientID)
+	}
+	if params.Status != "" {
+		q.Set("status", params.Status)
+	}
+	return idpclient.Paginate(ctx, params.Offset, offsetPages[Session](c, "/sessions", q, c.limit(params.ListParams)))
+}
+
+// RevokeSession revokes one session and returns it with status "revoked".
+func (c *Client) RevokeSession(ctx context.Context, sessionID string) (*Session, error) {
+	var s Session
+	path := "/sessions/" + idpclient.PathEscape(sessionID) + "/revoke"
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path}, &s); err != nil {
+		return nil, fmt.Errorf("revoking session: %w", err)
+	}
+	return &s, nil
+}
