@@ -937,7 +937,9 @@ func (f *Zitadel) listOrgs(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.RUnlock()
 	var keep func(*ZitadelOrganization) bool
 	if name != "" {
-		keep = func(o *ZitadelOrganization) bool { return strings.Contains(strings.ToLower(o.Name), strings.ToLower(name)) }
+		keep = func(o *ZitadelOrganization) bool {
+			return strings.Contains(strings.ToLower(o.Name), strings.ToLower(name))
+		}
 	}
 	all := f.orgs.list(keep)
 	if !asc {
