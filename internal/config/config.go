@@ -63,7 +63,9 @@ type NATS struct {
 type Receiver struct {
 	// Addr is the listen address of the webhook endpoint. Defaults to ":8080".
 	Addr string `yaml:"addr"`
-	// MaxBodyBytes is the largest body accepted; larger ones get 413. Defaults to 1048576 (1 MiB).
+	// MaxBodyBytes is the largest body accepted; larger ones get 413. Defaults to 1000000, which
+	// fits, with headers, in NATS' default max_payload of 1 MiB; the receiver refuses to start with
+	// a limit the NATS server would not accept.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// PublishTimeout bounds the wait for JetStream's acknowledgement before answering 503.
 	// Defaults to 5s.
@@ -244,7 +246,7 @@ func (c *Config) Validate() error {
 		bad("nats.duplicates", "%s is longer than nats.max_age (%s); the deduplication window must fit in the stream's retention", c.NATS.Duplicates, c.NATS.MaxAge)
 	}
 	if c.Receiver.MaxBodyBytes < 1024 {
-		bad("receiver.max_body_bytes", "%d is too small for any IdP payload; use at least 1024 (default 1048576)", c.Receiver.MaxBodyBytes)
+		bad("receiver.max_body_bytes", "%d is too small for any IdP payload; use at least 1024 (default 1000000)", c.Receiver.MaxBodyBytes)
 	}
 	if c.Worker.BatchSize < 1 || c.Worker.BatchSize > 1000 {
 		bad("worker.batch_size", "%d is out of range; use 1 to 1000 (default 100)", c.Worker.BatchSize)

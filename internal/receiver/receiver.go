@@ -1,0 +1,359 @@
+// Package receiver is the HTTP endpoint the identity providers deliver webhooks to.
+//
+// For POST /webhooks/{source} it checks the request's shape, verifies the signature against the raw
+// bytes, reads the envelope (event id and type) and publishes the body verbatim to JetStream. It
+// answers 2xx only after JetStream acknowledged the message, so an acknowledged delivery is never
+// lost; every failure before that is an error status and the IdP retries. A payload that verifies
+// but cannot be read is accepted all the same: the worker keeps it as a dead letter.
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/webhook"
+)
+
+// Publisher stores an event durably and returns once it is acknowledged.
+type Publisher interface {
+	Publish(ctx context.Context, ev *natsbus.Event) (natsbus.PubAck, error)
+}
+
+// Source is one configured webhook source.
+type Source struct {
+	Name     string
+	Kind     events.Kind
+	Verifier webhook.Verifier
+}
+
+// Config configures a Handler.
+type Config struct {
+	// Sources served under /webhooks/{name}. Required.
+	Sources []Source
+	// Publisher takes verified events. Required.
+	Publisher Publisher
+	// Ready reports whether the publisher can take events, for GET /readyz. Required.
+	Ready func(context.Context) error
+	// MaxBodyBytes is the largest accepted body; larger ones get 413. Required.
+	MaxBodyBytes int64
+	// PublishTimeout bounds the wait for the publish acknowledgement. Defaults to 5s.
+	PublishTimeout time.Duration
+	// RetryAfter is sent with 503 answers. Defaults to 5s.
+	RetryAfter time.Duration
+	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
+	// level, one per accepted delivery. Defaults to a logger that discards.
+	Logger *slog.Logger
+	// Registerer receives the receiver's metrics. Defaults to prometheus.DefaultRegisterer.
+	Registerer prometheus.Registerer
+	// NowFunc returns the current time. Defaults to time.Now.
+	NowFunc func() time.Time
+}
+
+// Handler serves the webhook endpoint and the health checks.
+type Handler struct {
+	cfg        Config
+	sources    map[string]*source
+	mux        *http.ServeMux
+	metrics    *metrics
+	retryAfter string
+	bufs       sync.Pool
+}
+
+type source struct {
+	Source
+	accepted, duplicate prometheus.Counter
+	publishSeconds      prometheus.Observer
+}
+
+// New returns a Handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if len(cfg.Sources) == 0 || cfg.Publisher == nil || cfg.Ready == nil || cfg.MaxBodyBytes <= 0 {
+		return nil, errors.New("receiver: Sources, Publisher, Ready and MaxBodyBytes are required")
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.DefaultRegisterer
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg:        cfg,
+		sources:    make(map[string]*source, len(cfg.Sources)),
+		mux:        http.NewServeMux(),
+		metrics:    m,
+		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
+	}
+	for _, s := range cfg.Sources {
+		if s.Verifier == nil {
+			return nil, fmt.Errorf("receiver: source %s has no verifier", s.Name)
+		}
+		h.sources[s.Name] = &source{
+			Source:         s,
+			accepted:       m.requests.WithLabelValues(s.Name, outcomeAccepted),
+			duplicate:      m.requests.WithLabelValues(s.Name, outcomeDuplicate),
+			publishSeconds: m.publishSeconds.WithLabelValues(s.Name),
+		}
+	}
+	h.mux.HandleFunc("POST /webhooks/{source}", h.serveWebhook)
+	h.mux.HandleFunc("/webhooks/{source}", h.serveMethodNotAllowed)
+	h.mux.HandleFunc("GET /healthz", serveHealthz)
+	h.mux.HandleFunc("GET /readyz", h.serveReadyz)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// The answers. Each failure class has one status, one outcome label and one error code, here.
+var (
+	errUnknownSource    = &answer{http.StatusNotFound, "unknown_source", "no source of that name is configured"}
+	errMethod           = &answer{http.StatusMethodNotAllowed, "method_not_allowed", "webhooks are delivered with POST"}
+	errMediaType        = &answer{http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json"}
+	errTooLarge         = &answer{http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this endpoint accepts"}
+	errUnreadable       = &answer{http.StatusBadRequest, "bad_request", "the body could not be read"}
+	errUnavailable      = &answer{http.StatusServiceUnavailable, "unavailable", "the event could not be stored; retry later"}
+	verificationAnswers = []struct {
+		err error
+		ans *answer
+	}{
+		{webhook.ErrMissingHeader, &answer{http.StatusBadRequest, "bad_request", "a required header is missing"}},
+		{webhook.ErrMalformedHeader, &answer{http.StatusBadRequest, "bad_request", "a header is malformed"}},
+		{webhook.ErrSignatureMissing, &answer{http.StatusUnauthorized, "unauthorized", "the signature is missing"}},
+		{webhook.ErrSignatureInvalid, &answer{http.StatusUnauthorized, "unauthorized", "the signature does not match any configured secret"}},
+		{webhook.ErrTimestampTooOld, &answer{http.StatusUnauthorized, "unauthorized", "the signature timestamp is too old"}},
+		{webhook.ErrTimestampTooNew, &answer{http.StatusUnauthorized, "unauthorized", "the signature timestamp is in the future"}},
+	}
+)
+
+type answer struct {
+	status  int
+	outcome string
+	message string
+}
+
+// Outcomes of the idpsync_webhook_requests_total metric besides the answers' own.
+const (
+	outcomeAccepted  = "accepted"
+	outcomeDuplicate = "duplicate"
+)
+
+var (
+	bodyAccepted  = []byte(`{"status":"accepted"}` + "\n")
+	bodyDuplicate = []byte(`{"status":"duplicate"}` + "\n")
+)
+
+func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	start := h.cfg.NowFunc()
+	src, ok := h.sources[r.PathValue("source")]
+	if !ok {
+		h.reject(w, r, "", errUnknownSource)
+		return
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		h.reject(w, r, src.Name, errMediaType)
+		return
+	}
+	buf, ans := h.readBody(w, r)
+	if ans != nil {
+		h.reject(w, r, src.Name, ans)
+		return
+	}
+	defer h.bufs.Put(buf)
+	body := buf.Bytes()
+
+	delivery, err := src.Verifier.Verify(body, r.Header)
+	if err != nil {
+		reason := webhook.Reason(err)
+		h.metrics.verificationFailures.WithLabelValues(src.Name, reason).Inc()
+		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", err.Error()))
+		return
+	}
+
+	ev := &natsbus.Event{Source: src.Name, Kind: src.Kind, ReceivedAt: start.UTC(), Body: body, Traceparent: traceparent(r)}
+	env, err := events.ParseEnvelope(src.Kind, delivery.ID, body)
+	if err != nil {
+		// It verified, so it is the IdP's: keep it (the worker dead-letters it) rather than make
+		// the IdP retry something that will never parse.
+		ev.EventID, ev.SourceType = fallbackEventID(delivery.ID, body), natsbus.TypeInvalid
+		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
+			"source", src.Name, "event_id", ev.EventID, "error", err)
+	} else {
+		ev.EventID, ev.Type, ev.SourceType, ev.OccurredAt = env.ID, env.Type, env.SourceType, env.OccurredAt
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+	ack, err := h.cfg.Publisher.Publish(ctx, ev)
+	cancel()
+	src.publishSeconds.Observe(h.cfg.NowFunc().Sub(start).Seconds())
+	if err != nil {
+		w.Header().Set("Retry-After", h.retryAfter)
+		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", err.Error()))
+		return
+	}
+
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	if ack.Duplicate {
+		src.duplicate.Inc()
+		_, _ = w.Write(bodyDuplicate)
+	} else {
+		src.accepted.Inc()
+		_, _ = w.Write(bodyAccepted)
+	}
+	if h.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", ev.SourceType,
+			"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+	}
+}
+
+// readBody reads the body into a pooled buffer, refusing bodies over the limit before reading them
+// when the length is declared, and as soon as the limit is passed otherwise.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, *answer) {
+	max := h.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, errTooLarge
+	}
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		h.bufs.Put(buf)
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, errTooLarge
+		}
+		return nil, errUnreadable
+	}
+	return buf, nil
+}
+
+func verificationAnswer(err error) *answer {
+	for _, va := range verificationAnswers {
+		if errors.Is(err, va.err) {
+			return va.ans
+		}
+	}
+	return &answer{http.StatusUnauthorized, "unauthorized", "the delivery could not be verified"}
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, sourceName string, ans *answer, attrs ...slog.Attr) {
+	label := sourceName
+	if label == "" {
+		label = "unknown" // never a label from an arbitrary URL
+	}
+	h.metrics.requests.WithLabelValues(label, ans.outcome).Inc()
+	level := slog.LevelWarn
+	if ans.status >= 500 {
+		level = slog.LevelError
+	}
+	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", r.RemoteAddr}
+	if sourceName == "" {
+		args = append(args, "path", r.URL.Path)
+	}
+	for _, a := range attrs {
+		args = append(args, a)
+	}
+	h.cfg.Logger.Log(r.Context(), level, "webhook rejected", args...)
+	writeError(w, ans)
+}
+
+func writeError(w http.ResponseWriter, ans *answer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(ans.status)
+	_, _ = fmt.Fprintf(w, "{\"error\":%q,\"message\":%q}\n", ans.outcome, ans.message)
+}
+
+func (h *Handler) serveMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	name := r.PathValue("source")
+	if _, ok := h.sources[name]; !ok {
+		name = ""
+	}
+	h.reject(w, r, name, errMethod)
+}
+
+func serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func (h *Handler) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := h.cfg.Ready(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func isJSON(contentType string) bool {
+	if contentType == "application/json" { // the common case, without parsing
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || (len(mt) > 5 && mt[len(mt)-5:] == "+json"))
+}
+
+// fallbackEventID names a delivery whose payload cannot be read: its delivery id when the scheme
+// has one, else a digest of the body, so that retries of the same bytes dedupe.
+func fallbackEventID(deliveryID string, body []byte) string {
+	if deliveryID != "" {
+		return deliveryID
+	}
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
+// traceparent returns the request's W3C trace context, or starts a new trace.
+func traceparent(r *http.Request) string {
+	if tp := r.Header.Get("traceparent"); len(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' {
+		return tp
+	}
+	var ids [24]byte
+	_, _ = rand.Read(ids[:])
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], ids[:16])
+	b[35] = '-'
+	hex.Encode(b[36:52], ids[16:])
+	copy(b[52:], "-01")
+	return string(b[:])
+}
