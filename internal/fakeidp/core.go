@@ -2,6 +2,7 @@ package fakeidp
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -288,3 +289,8 @@ func (c *Core) Deliveries() []Delivery { return c.hooks.deliveriesCopy() }
 
 // FlushWebhooks waits until every queued webhook was delivered (or gave up) or ctx is done.
 func (c *Core) FlushWebhooks(ctx context.Context) error { return c.hooks.flush(ctx) }
+
+// readBody reads a request body of at most 1 MiB.
+func readBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, 1<<20))
+}
