@@ -21,7 +21,8 @@ type ConsumerConfig struct {
 	MaxAckPending int
 }
 
-// Delivery is one message handed to a worker. Settle it exactly once with Ack, Nak or Term.
+// Delivery is one message of the stream. Deliveries handed out by a Consumer must be settled
+// exactly once with Ack, Nak or Term; those built by NewDelivery (replays) cannot be settled.
 type Delivery struct {
 	// Event is the decoded event; nil when the message's headers are unreadable (DecodeErr).
 	Event     *Event
@@ -30,22 +31,62 @@ type Delivery struct {
 	StreamSeq uint64
 	// NumDelivered counts deliveries of this message, this one included.
 	NumDelivered uint64
+	body         []byte
+	headers      nats.Header
 	msg          jetstream.Msg
 }
 
+// ErrNotSettleable is returned when settling a Delivery that no consumer handed out.
+var ErrNotSettleable = errors.New("delivery was not handed out by a consumer")
+
+// NewDelivery builds a Delivery from a stored message (a dead letter being replayed).
+func NewDelivery(subject string, headers map[string]string, body []byte, streamSeq uint64) *Delivery {
+	h := make(nats.Header, len(headers))
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	d := &Delivery{Subject: subject, StreamSeq: streamSeq, body: body, headers: h}
+	d.Event, d.DecodeErr = decodeEvent(subject, h, body)
+	return d
+}
+
+func newDelivery(m jetstream.Msg) *Delivery {
+	d := &Delivery{Subject: m.Subject(), body: m.Data(), headers: m.Headers(), msg: m}
+	if md, err := m.Metadata(); err == nil {
+		d.StreamSeq, d.NumDelivered = md.Sequence.Stream, md.NumDelivered
+	}
+	d.Event, d.DecodeErr = decodeEvent(d.Subject, d.headers, d.body)
+	return d
+}
+
 // Ack confirms the message: JetStream will not deliver it again.
-func (d *Delivery) Ack() error { return d.msg.Ack() }
+func (d *Delivery) Ack() error {
+	if d.msg == nil {
+		return ErrNotSettleable
+	}
+	return d.msg.Ack()
+}
 
 // Nak asks JetStream to deliver the message again after delay.
-func (d *Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+func (d *Delivery) Nak(delay time.Duration) error {
+	if d.msg == nil {
+		return ErrNotSettleable
+	}
+	return d.msg.NakWithDelay(delay)
+}
 
 // Term tells JetStream never to deliver the message again; it stays in the stream for replay.
-func (d *Delivery) Term(reason string) error { return d.msg.TermWithReason(reason) }
+func (d *Delivery) Term(reason string) error {
+	if d.msg == nil {
+		return ErrNotSettleable
+	}
+	return d.msg.TermWithReason(reason)
+}
 
-// Header returns the message's headers, for dead letters.
+// Header returns the message's headers, one value each, for dead letters.
 func (d *Delivery) Header() map[string]string {
-	out := make(map[string]string, len(d.msg.Headers()))
-	for k, v := range d.msg.Headers() {
+	out := make(map[string]string, len(d.headers))
+	for k, v := range d.headers {
 		if len(v) > 0 {
 			out[k] = v[0]
 		}
@@ -54,7 +95,7 @@ func (d *Delivery) Header() map[string]string {
 }
 
 // Body returns the message's payload.
-func (d *Delivery) Body() []byte { return d.msg.Data() }
+func (d *Delivery) Body() []byte { return d.body }
 
 // Consumer hands out batches of deliveries from the durable consumer.
 type Consumer struct {
@@ -115,15 +156,6 @@ func (c *Consumer) NextBatch(ctx context.Context, max int, linger time.Duration)
 		batch = append(batch, newDelivery(m))
 	}
 	return batch, nil
-}
-
-func newDelivery(m jetstream.Msg) *Delivery {
-	d := &Delivery{Subject: m.Subject(), msg: m}
-	if md, err := m.Metadata(); err == nil {
-		d.StreamSeq, d.NumDelivered = md.Sequence.Stream, md.NumDelivered
-	}
-	d.Event, d.DecodeErr = decodeEvent(m.Subject(), m.Headers(), m.Data())
-	return d
 }
 
 // Drain stops pulling new messages; NextBatch returns those already buffered, then ErrClosed.

@@ -39,6 +39,23 @@ type Change struct {
 	CascadedUserIDs []string
 }
 
+// ApplyOptions qualify one mirror write.
+type ApplyOptions struct {
+	// DeletedAt dates a deletion; zero means now.
+	DeletedAt time.Time
+	// Reapply also rewrites a live row whose version equals the state's: an operator replaying
+	// events after fixing how they map to rows. It never revives a tombstone.
+	Reapply bool
+}
+
+// versionGuard is the condition under which an incoming live state overwrites row alias a.
+func versionGuard(a string, reapply bool) string {
+	if reapply {
+		return "(" + a + ".source_version < excluded.source_version OR (" + a + ".source_version = excluded.source_version AND " + a + ".deleted_at IS NULL))"
+	}
+	return a + ".source_version < excluded.source_version"
+}
+
 func orNow(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Now().UTC()
@@ -67,8 +84,9 @@ func orEmpty(s []string) []string {
 	return s
 }
 
-// ApplyUser writes u to the users mirror of source. A deleted u is dated deletedAt (now when zero).
-func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, deletedAt time.Time) (Change, error) {
+// ApplyUser writes u to the users mirror of source.
+func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, opts ApplyOptions) (Change, error) {
+	deletedAt := opts.DeletedAt
 	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted FROM users WHERE source = $1 AND id = $2)`
 	var (
 		query string
@@ -94,7 +112,7 @@ func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, dele
 			    image_url = excluded.image_url, banned = excluded.banned, locked = excluded.locked,
 			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
 			    source_version = excluded.source_version, synced_at = now()
-			WHERE u.deleted_at IS NULL AND u.source_version < excluded.source_version
+			WHERE u.deleted_at IS NULL AND ` + versionGuard("u", opts.Reapply) + `
 			RETURNING 1)`
 		args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
 			nullIfEmpty(u.Username), nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL),
@@ -119,7 +137,8 @@ func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, dele
 }
 
 // ApplyOrganization writes o to the organizations mirror of source.
-func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Organization, deletedAt time.Time) (Change, error) {
+func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Organization, opts ApplyOptions) (Change, error) {
+	deletedAt := opts.DeletedAt
 	const prev = `prev AS (SELECT suspended, deleted_at IS NOT NULL AS deleted FROM organizations WHERE source = $1 AND id = $2)`
 	var (
 		query string
@@ -142,7 +161,7 @@ func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Or
 			SET name = excluded.name, slug = excluded.slug, image_url = excluded.image_url, suspended = excluded.suspended,
 			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
 			    source_version = excluded.source_version, synced_at = now()
-			WHERE o.deleted_at IS NULL AND o.source_version < excluded.source_version
+			WHERE o.deleted_at IS NULL AND ` + versionGuard("o", opts.Reapply) + `
 			RETURNING 1)`
 		args = []any{source, o.ID, nullIfEmpty(o.Name), nullIfEmpty(o.Slug), nullIfEmpty(o.ImageURL), o.Suspended,
 			nullTime(o.CreatedAt), nullTime(o.UpdatedAt), []byte(o.Raw), o.Version}
@@ -188,14 +207,14 @@ func tombstoneMemberships(ctx context.Context, db DBTX, source, column, id strin
 
 // ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at
 // least as new as the row; anything else only when strictly newer.
-func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, deletedAt time.Time) (Change, error) {
+func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, opts ApplyOptions) (Change, error) {
 	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted FROM memberships
 		WHERE source = $1 AND organization_id = $2 AND user_id = $3)`
-	guard := `m.source_version < excluded.source_version`
+	guard := versionGuard("m", opts.Reapply)
 	var deleted *time.Time
 	if m.Deleted {
 		guard = `m.source_version <= excluded.source_version`
-		at := orNow(deletedAt)
+		at := orNow(opts.DeletedAt)
 		deleted = &at
 	}
 	query := `WITH ` + prev + `, up AS (

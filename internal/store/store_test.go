@@ -180,7 +180,7 @@ func TestApplyUserVersionGuardAndTombstone(t *testing.T) {
 	pool, _ := storetest.NewSchema(t)
 	apply := func(u *events.User) store.Change {
 		t.Helper()
-		c, err := store.ApplyUser(ctx, pool, "s", u, time.Time{})
+		c, err := store.ApplyUser(ctx, pool, "s", u, store.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func TestApplyUserVersionGuardAndTombstone(t *testing.T) {
 
 	// A membership to check the cascade.
 	m := &events.Membership{OrganizationID: "o1", UserID: "u1", Role: "admin", Version: 10, Raw: json.RawMessage(`{}`)}
-	if _, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); err != nil {
+	if _, err := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -227,7 +227,7 @@ func TestApplyUserVersionGuardAndTombstone(t *testing.T) {
 	}
 	// An older membership event cannot revive a membership tombstoned by the user's deletion.
 	m.Version = 200
-	if c, _ := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); c.Applied {
+	if c, _ := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{}); c.Applied {
 		t.Fatal("an older membership event revived a cascaded tombstone")
 	}
 
@@ -248,7 +248,7 @@ func TestApplyMembershipRevives(t *testing.T) {
 		t.Helper()
 		m := &events.Membership{OrganizationID: "o1", UserID: "u1", Role: role, Permissions: []string{"p"}, Deleted: deleted,
 			Version: version, Raw: json.RawMessage(`{}`)}
-		c, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{})
+		c, err := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,21 +289,21 @@ func TestApplyOrganizationDeletionCascades(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := storetest.NewSchema(t)
 	org := &events.Organization{ID: "o1", Name: "Acme", Slug: "acme", Version: 10, Raw: json.RawMessage(`{}`)}
-	if c, err := store.ApplyOrganization(ctx, pool, "s", org, time.Time{}); err != nil || !c.Applied {
+	if c, err := store.ApplyOrganization(ctx, pool, "s", org, store.ApplyOptions{}); err != nil || !c.Applied {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, uid := range []string{"u1", "u2", "u3"} {
 		m := &events.Membership{OrganizationID: "o1", UserID: uid, Version: 10, Raw: json.RawMessage(`{}`)}
-		if _, err := store.ApplyMembership(ctx, pool, "s", m, time.Time{}); err != nil {
+		if _, err := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	other := &events.Membership{OrganizationID: "o2", UserID: "u1", Version: 10, Raw: json.RawMessage(`{}`)}
-	if _, err := store.ApplyMembership(ctx, pool, "s", other, time.Time{}); err != nil {
+	if _, err := store.ApplyMembership(ctx, pool, "s", other, store.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	c, err := store.ApplyOrganization(ctx, pool, "s", &events.Organization{ID: "o1", Deleted: true, Version: 20, Raw: json.RawMessage(`{}`)}, at)
+	c, err := store.ApplyOrganization(ctx, pool, "s", &events.Organization{ID: "o1", Deleted: true, Version: 20, Raw: json.RawMessage(`{}`)}, store.ApplyOptions{DeletedAt: at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +317,42 @@ func TestApplyOrganizationDeletionCascades(t *testing.T) {
 	_ = pool.QueryRow(ctx, `SELECT deleted_at FROM organizations WHERE id = 'o1'`).Scan(&deletedAt)
 	if live != 1 || !deletedAt.Equal(at) {
 		t.Fatalf("live memberships %d (want only o2's), deleted_at %v", live, deletedAt)
+	}
+}
+
+// A replay after a mapping fix rewrites rows at the same version, but never revives a tombstone.
+func TestReapplyRewritesEqualVersionsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	buggy := user("u1", 100)
+	buggy.FirstName = "wrong"
+	if _, err := store.ApplyUser(ctx, pool, "s", buggy, store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fixed := user("u1", 100)
+	fixed.FirstName = "right"
+	if c, _ := store.ApplyUser(ctx, pool, "s", fixed, store.ApplyOptions{}); c.Applied {
+		t.Fatal("a plain write rewrote an equal version")
+	}
+	if c, _ := store.ApplyUser(ctx, pool, "s", fixed, store.ApplyOptions{Reapply: true}); !c.Applied || readUser(t, pool, "u1").FirstName != "right" {
+		t.Fatal("a reapply did not rewrite the equal version")
+	}
+	if c, _ := store.ApplyUser(ctx, pool, "s", user("u1", 90), store.ApplyOptions{Reapply: true}); c.Applied {
+		t.Fatal("a reapply wrote an older version")
+	}
+
+	// Memberships: a removal and a re-add share a version; replaying the add keeps it removed.
+	m := &events.Membership{OrganizationID: "o1", UserID: "u1", Version: 100, Raw: json.RawMessage(`{}`)}
+	if _, err := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	removed := *m
+	removed.Deleted = true
+	if c, _ := store.ApplyMembership(ctx, pool, "s", &removed, store.ApplyOptions{}); !c.Applied {
+		t.Fatal("removal not applied")
+	}
+	if c, _ := store.ApplyMembership(ctx, pool, "s", m, store.ApplyOptions{Reapply: true}); c.Applied {
+		t.Fatal("replaying an add at the removal's version revived the membership")
 	}
 }
