@@ -74,6 +74,9 @@ type Receiver struct {
 	RetryAfter Duration `yaml:"retry_after"`
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Defaults to 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// AdminAddr serves the receiver's /metrics and /healthz, apart from the public webhook port.
+	// Defaults to ":9091"; "-" turns it off.
+	AdminAddr string `yaml:"admin_addr"`
 }
 
 // Worker configures cmd/worker.
@@ -187,6 +190,7 @@ func (c *Config) applyDefaults() {
 	r.PublishTimeout = cmpOr(r.PublishTimeout, Duration(5*time.Second))
 	r.RetryAfter = cmpOr(r.RetryAfter, Duration(5*time.Second))
 	r.ShutdownTimeout = cmpOr(r.ShutdownTimeout, Duration(25*time.Second))
+	r.AdminAddr = cmpOr(r.AdminAddr, ":9091")
 
 	w := &c.Worker
 	w.AdminAddr = cmpOr(w.AdminAddr, ":9090")

@@ -59,7 +59,7 @@ type Config struct {
 	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
 	// level, one per accepted delivery. Defaults to a logger that discards.
 	Logger *slog.Logger
-	// Registerer receives the receiver's metrics. Defaults to prometheus.DefaultRegisterer.
+	// Registerer receives the receiver's metrics. Nil keeps them unexported.
 	Registerer prometheus.Registerer
 	// NowFunc returns the current time. Defaults to time.Now.
 	NowFunc func() time.Time
@@ -96,7 +96,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Registerer == nil {
-		cfg.Registerer = prometheus.DefaultRegisterer
+		cfg.Registerer = prometheus.NewRegistry()
 	}
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/replay"
+	"github.com/idpsync/idpsync/internal/store"
+)
+
+const replayUsage = `usage: worker replay [-from log|stream|dead-letters] [filters]
+
+  -from log           re-apply events of the event log (after fixing how events map to rows)
+  -from stream        re-record the stream's messages (after a parser fix, or a restored database)
+  -from dead-letters  re-record the payloads kept in dead_letters (after a parser fix)
+
+Times are RFC 3339 ("2026-11-24T08:00:00Z") or durations meaning that long ago ("6h").
+`
+
+func runReplay(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, replayUsage); fs.PrintDefaults() }
+	from := fs.String("from", "log", "log, stream or dead-letters")
+	source := fs.String("source", "", "only this source")
+	since := fs.String("since", "", "log: received at or after; stream: stored at or after")
+	until := fs.String("until", "", "log: received before")
+	types := fs.String("type", "", "log: canonical types, comma-separated (user.updated,membership.created)")
+	entity := fs.String("entity", "", "log: only events of this entity id (a membership is <org id>/<user id>)")
+	statuses := fs.String("status", "", "log: only events in these statuses, comma-separated (applied,stale)")
+	eventIDs := fs.String("event-id", "", "log: only these event ids, comma-separated")
+	startSeq := fs.Uint64("start-seq", 0, "stream: start at this stream sequence")
+	deadIDs := fs.String("id", "", "dead-letters: only these dead letter ids, comma-separated")
+	dryRun := fs.Bool("dry-run", false, "log: count the matching events, change nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	now := time.Now()
+	sinceT, err := parseWhen(*since, now)
+	if err != nil {
+		return fmt.Errorf("-since: %w", err)
+	}
+	untilT, err := parseWhen(*until, now)
+	if err != nil {
+		return fmt.Errorf("-until: %w", err)
+	}
+	if *source != "" {
+		if _, ok := e.cfg.Source(*source); !ok {
+			return fmt.Errorf("-source: no source named %q in the configuration", *source)
+		}
+	}
+
+	pool, err := app.OpenDatabase(ctx, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	bus, err := app.ConnectBus(ctx, e.cfg, "idpsync-replay", e.logger)
+	if err != nil {
+		return err
+	}
+	defer bus.Conn().Close()
+	rec, client, err := app.NewRecorder(e.cfg, pool, bus, e.logger)
+	if err != nil {
+		return err
+	}
+	progress := func(c replay.Counts) { fmt.Fprintf(e.stderr, "\r%d read", c.Read) }
+
+	var c replay.Counts
+	switch *from {
+	case "log":
+		f := store.EventFilter{Source: *source, Since: sinceT, Until: untilT, Types: split(*types), EntityID: *entity,
+			Statuses: split(*statuses), EventIDs: split(*eventIDs)}
+		c, err = replay.Log(ctx, pool, client, f, *dryRun, progress)
+		fmt.Fprintln(e.stderr)
+		if err == nil {
+			if *dryRun {
+				fmt.Fprintf(e.stdout, "%d events match; nothing was changed (-dry-run)\n", c.Read)
+			} else {
+				fmt.Fprintf(e.stdout, "%d events re-enqueued for the mirror; the workers apply them (see idpsync_jobs_total or River UI)\n", c.Enqueued)
+			}
+		}
+	case "stream":
+		c, err = replay.Stream(ctx, bus, pool, rec, *source, natsbus.ReadFrom{Seq: *startSeq, Time: sinceT}, progress)
+		fmt.Fprintln(e.stderr)
+		if err == nil {
+			fmt.Fprintf(e.stdout, "%d messages read: %d recorded, %d already in the log, %d dead-lettered\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
+		}
+	case "dead-letters":
+		ids, perr := splitInts(*deadIDs)
+		if perr != nil {
+			return fmt.Errorf("-id: %w", perr)
+		}
+		c, err = replay.DeadLetters(ctx, pool, rec, store.DeadLetterFilter{Source: *source, IDs: ids}, progress)
+		fmt.Fprintln(e.stderr)
+		if err == nil {
+			fmt.Fprintf(e.stdout, "%d dead letters replayed: %d recorded, %d already in the log, %d still failing\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
+		}
+	default:
+		return fmt.Errorf("-from %q: use log, stream or dead-letters", *from)
+	}
+	return err
+}
+
+// parseWhen reads an RFC 3339 time or a duration meaning that long before now; "" is zero.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
+	}
+	return t, nil
+}
+
+func split(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func splitInts(s string) ([]int64, error) {
+	var out []int64
+	for _, part := range split(s) {
+		n, err := strconv.ParseInt(part, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", part)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,178 @@
+// Package app wires idpsync's processes from a config.Config: the logger, the connections, the
+// receiver and the worker. The mains in cmd/ are thin shells around it, and the end-to-end tests
+// run the very same wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/intake"
+	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/receiver"
+	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
+)
+
+// NewLogger returns the JSON logger of every idpsync process. level is debug, info, warn or error.
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(cmpOr(level, "info")))); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// NewRegistry returns a metrics registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return reg
+}
+
+// StreamConfig is the event stream described by cfg.
+func StreamConfig(cfg *config.Config) natsbus.StreamConfig {
+	n := cfg.NATS
+	return natsbus.StreamConfig{
+		Name: n.Stream, SubjectPrefix: n.SubjectPrefix, Replicas: n.Replicas,
+		MaxAge: time.Duration(n.MaxAge), Duplicates: time.Duration(n.Duplicates), MaxBytes: n.MaxBytes,
+	}
+}
+
+// ConnectBus connects to cfg's NATS and creates or updates the event stream.
+func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logger *slog.Logger) (*natsbus.Bus, error) {
+	if cfg.NATS.URL == "" {
+		return nil, errors.New("nats.url is not set: set NATS_URL or nats.url in the config (for a single-process development setup with an embedded server, run `make run`)")
+	}
+	nc, err := natsbus.Connect(cfg.NATS.URL, cfg.NATS.CredsFile, clientName, logger)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := natsbus.New(nc, StreamConfig(cfg))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := bus.EnsureStream(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return bus, nil
+}
+
+// OpenDatabase connects to cfg's Postgres.
+func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	return store.Open(ctx, cfg.Database.URL, cfg.Database.Schema, cfg.Database.MaxConns)
+}
+
+// headerAllowance is room left in a NATS message for the headers the receiver adds.
+const headerAllowance = 4096
+
+// NewReceiver builds the receiver of cfg over bus and binds its address. The handler's metrics go
+// to reg.
+func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg prometheus.Registerer) (*receiver.Server, error) {
+	r := cfg.Receiver
+	if limit := bus.Conn().MaxPayload(); r.MaxBodyBytes+headerAllowance > limit {
+		return nil, fmt.Errorf("receiver.max_body_bytes is %d but the NATS server takes messages of at most %d bytes, headers included; set max_body_bytes to at most %d or raise max_payload in the NATS server's configuration",
+			r.MaxBodyBytes, limit, limit-headerAllowance)
+	}
+	sources := make([]receiver.Source, 0, len(cfg.Sources))
+	for _, s := range cfg.Sources {
+		v, err := s.Verifier(nil)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		sources = append(sources, receiver.Source{Name: s.Name, Kind: s.Kind, Verifier: v})
+	}
+	h, err := receiver.New(receiver.Config{
+		Sources:        sources,
+		Publisher:      bus,
+		Ready:          bus.Ready,
+		MaxBodyBytes:   r.MaxBodyBytes,
+		PublishTimeout: time.Duration(r.PublishTimeout),
+		RetryAfter:     time.Duration(r.RetryAfter),
+		Logger:         logger,
+		Registerer:     reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return receiver.Listen(r.Addr, h, time.Duration(r.ShutdownTimeout))
+}
+
+// NewWorker builds the worker of cfg; its metrics go to reg, which its admin server serves.
+func NewWorker(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*worker.Worker, error) {
+	w := cfg.Worker
+	adminAddr := w.AdminAddr
+	if adminAddr == "-" {
+		adminAddr = ""
+	}
+	return worker.New(worker.Config{
+		Pool:   pool,
+		Schema: cfg.Database.Schema,
+		Bus:    bus,
+		Consumer: natsbus.ConsumerConfig{
+			Durable:       w.Consumer,
+			AckWait:       time.Duration(w.AckWait),
+			MaxAckPending: 10 * w.BatchSize,
+		},
+		BatchSize:        w.BatchSize,
+		ReconcileWorkers: w.ReconcileWorkers,
+		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
+		AdminAddr:        adminAddr,
+		RiverUI:          w.RiverUI,
+		Logger:           logger,
+		Registry:         reg,
+	})
+}
+
+// ServeMetrics serves reg at /metrics (with /healthz) on addr until ctx is done. The receiver's
+// admin server uses it.
+func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv, err := receiver.Listen(addr, mux, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
+
+// NewRecorder returns an intake that records deliveries without consuming (for replays), with an
+// insert-only River client to enqueue their jobs.
+func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*intake.Intake, *river.Client[pgx.Tx], error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.Database.Schema, Logger: logger.With("component", "river")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("river client: %w", err)
+	}
+	in, err := intake.New(intake.Config{
+		Bus: bus, Pool: pool, Jobs: client, Logger: logger,
+		Consumer: natsbus.ConsumerConfig{Durable: cfg.Worker.Consumer, AckWait: time.Duration(cfg.Worker.AckWait)},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, client, nil
+}

@@ -1,0 +1,247 @@
+// Package worker assembles a worker process: the intake (stream → event log + jobs), the River
+// client that works the jobs, and the admin server (metrics, health, River UI).
+//
+// Shutdown order matters: the intake stops fetching and records what it holds first, so that no
+// job is enqueued after River stops; then River finishes running jobs within ShutdownTimeout and
+// cancels the rest, which it will retry later (every job is idempotent).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"riverqueue.com/riverui"
+
+	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/intake"
+	"github.com/idpsync/idpsync/internal/natsbus"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Pool and Schema locate the event log, the mirror and River's tables. Required.
+	Pool   *pgxpool.Pool
+	Schema string
+	// Bus is the event stream. Required.
+	Bus *natsbus.Bus
+	// Consumer is the durable consumer shared by all workers. Required.
+	Consumer natsbus.ConsumerConfig
+	// BatchSize is the most messages recorded per transaction. Defaults to 100.
+	BatchSize int
+	// ReconcileWorkers is how many mirror jobs run at once. Defaults to 20.
+	ReconcileWorkers int
+	// ShutdownTimeout bounds how long running jobs may finish on shutdown. Defaults to 25s.
+	ShutdownTimeout time.Duration
+	// AdminAddr serves /metrics, /healthz, /readyz and /riverui/. Empty: no admin server.
+	AdminAddr string
+	// RiverUI mounts River's dashboard at /riverui/ on the admin server.
+	RiverUI bool
+	// Hooks react to mirror changes inside the apply job's transaction.
+	Hooks []handlers.ChangeHook
+	// Logger defaults to a logger that discards.
+	Logger *slog.Logger
+	// Registry receives the worker's metrics and is served at /metrics. Defaults to a new registry.
+	Registry *prometheus.Registry
+}
+
+// Worker is a running worker process.
+type Worker struct {
+	cfg    Config
+	river  *river.Client[pgx.Tx]
+	intake *intake.Intake
+	admin  *http.Server
+	ui     *riverui.Handler
+	ln     net.Listener
+}
+
+// New builds a Worker; nothing runs until Run.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Pool == nil || cfg.Bus == nil || cfg.Schema == "" {
+		return nil, errors.New("worker: Pool, Schema and Bus are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.ReconcileWorkers <= 0 {
+		cfg.ReconcileWorkers = 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 25 * time.Second
+	}
+	jm, err := newJobMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.Logger, cfg.Hooks...))
+	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		Queues:       map[string]river.QueueConfig{handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers}},
+		Workers:      workers,
+		Schema:       cfg.Schema,
+		Logger:       cfg.Logger.With("component", "river"),
+		ErrorHandler: &jobErrorLogger{logger: cfg.Logger},
+		Middleware:   []rivertype.Middleware{jm},
+		JobTimeout:   time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	in, err := intake.New(intake.Config{
+		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client,
+		BatchSize: cfg.BatchSize, Logger: cfg.Logger.With("component", "intake"), Registerer: cfg.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, river: client, intake: in}
+	if cfg.AdminAddr != "" {
+		if err := w.buildAdmin(); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// River returns the River client, for operator commands that enqueue jobs.
+func (w *Worker) River() *river.Client[pgx.Tx] { return w.river }
+
+// AdminAddr returns the admin server's address once Run listens (useful with ":0").
+func (w *Worker) AdminAddr() string {
+	if w.ln == nil {
+		return ""
+	}
+	return w.ln.Addr().String()
+}
+
+// Listen binds the admin address, so that its actual address is known before Run.
+func (w *Worker) Listen() error {
+	if w.admin == nil || w.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", w.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin server: %w", err)
+	}
+	w.ln = ln
+	return nil
+}
+
+// Run works until ctx is done, then shuts down in order and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Listen(); err != nil {
+		return err
+	}
+	// River gets its own context: it is stopped explicitly below, after the intake.
+	if err := w.river.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("starting river: %w", err)
+	}
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		runErrs []error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		runErrs = append(runErrs, err)
+		errMu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() {
+		if err := w.intake.Run(ctx); err != nil {
+			fail(fmt.Errorf("intake: %w", err))
+			cancel()
+		}
+	})
+	if w.admin != nil {
+		if w.ui != nil {
+			if err := w.ui.Start(ctx); err != nil {
+				fail(fmt.Errorf("river ui: %w", err))
+				cancel()
+			}
+		}
+		wg.Go(func() {
+			if err := w.admin.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fail(fmt.Errorf("admin server: %w", err))
+				cancel()
+			}
+		})
+	}
+	w.cfg.Logger.Info("worker started", "admin_addr", w.AdminAddr(), "reconcile_workers", w.cfg.ReconcileWorkers)
+
+	<-ctx.Done()
+	w.cfg.Logger.Info("worker stopping")
+	if w.admin != nil {
+		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = w.admin.Shutdown(shutdownCtx)
+		done()
+	}
+	wg.Wait() // the intake has recorded and settled what it held
+	stopCtx, done := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
+	defer done()
+	if err := w.river.Stop(stopCtx); err != nil {
+		w.cfg.Logger.Warn("jobs still running at the shutdown timeout; cancelling them (they will be retried)")
+		cancelCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+		defer done()
+		if err := w.river.StopAndCancel(cancelCtx); err != nil {
+			fail(fmt.Errorf("stopping river: %w", err))
+		}
+	}
+	w.cfg.Logger.Info("worker stopped")
+	return errors.Join(runErrs...)
+}
+
+func (w *Worker) buildAdmin() error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := w.Ready(ctx); err != nil {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(rw, "not ready: %v\n", err)
+			return
+		}
+		_, _ = rw.Write([]byte("ok\n"))
+	})
+	if w.cfg.RiverUI {
+		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints:                riverui.NewEndpoints(w.river, nil),
+			Logger:                   w.cfg.Logger.With("component", "riverui"),
+			Prefix:                   "/riverui",
+			JobListHideArgsByDefault: true,
+		})
+		if err != nil {
+			return fmt.Errorf("river ui: %w", err)
+		}
+		w.ui = ui
+		mux.Handle("/riverui/", ui)
+	}
+	w.admin = &http.Server{Addr: w.cfg.AdminAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// Ready reports whether Postgres and the stream are reachable.
+func (w *Worker) Ready(ctx context.Context) error {
+	if err := w.cfg.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return w.cfg.Bus.Ready(ctx)
+}
