@@ -199,3 +199,9 @@ func (s *sender) close() {
 	s.closed = true
 	s.mu.Unlock()
 }
+
+// Send signs ev with sign for target and POSTs it once, returning the receiver's status.
+func Send(ctx context.Context, target WebhookTarget, ev Event, sign func(WebhookTarget, Event, time.Time) (http.Header, error)) (int, error) {
+	status, _, err := send(ctx, target, ev, sign)
+	return status, err
+}
