@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -47,7 +48,7 @@ func cmpOr(s, def string) string {
 // NewRegistry returns a metrics registry with the Go runtime and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
 
@@ -69,7 +70,7 @@ func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logg
 	if err != nil {
 		return nil, err
 	}
-	bus, err := natsbus.New(nc, StreamConfig(cfg))
+	bus, err := natsbus.New(nc, StreamConfig(cfg), time.Duration(cfg.Receiver.PublishTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -106,14 +107,13 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 		sources = append(sources, receiver.Source{Name: s.Name, Kind: s.Kind, Verifier: v})
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:        sources,
-		Publisher:      bus,
-		Ready:          bus.Ready,
-		MaxBodyBytes:   r.MaxBodyBytes,
-		PublishTimeout: time.Duration(r.PublishTimeout),
-		RetryAfter:     time.Duration(r.RetryAfter),
-		Logger:         logger,
-		Registerer:     reg,
+		Sources:      sources,
+		Publisher:    bus,
+		Ready:        bus.Ready,
+		MaxBodyBytes: r.MaxBodyBytes,
+		RetryAfter:   time.Duration(r.RetryAfter),
+		Logger:       logger,
+		Registerer:   reg,
 	})
 	if err != nil {
 		return nil, err

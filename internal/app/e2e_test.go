@@ -260,8 +260,7 @@ func TestEndToEndSameDeliveryTwice(t *testing.T) {
 	s.settled("msg_twice")
 	// A third delivery after the JetStream dedup window would reach the worker: the log absorbs it.
 	// Publish it directly, bypassing the window with a different Nats-Msg-Id but the same event id.
-	ev := &natsbus.Event{Source: "clerk-e2e", Kind: "clerk", EventID: "msg_twice", Type: "user.created", SourceType: "user.created",
-		ReceivedAt: time.Now(), Body: body}
+	ev := &natsbus.Event{Source: "clerk-e2e", Kind: "clerk", EventID: "msg_twice", Type: "user.created", ReceivedAt: time.Now(), Body: body}
 	if _, err := s.bus.JetStream().PublishMsg(context.Background(), eventMsg(s, ev)); err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +448,6 @@ func eventMsg(s *stack, ev *natsbus.Event) *nats.Msg {
 	m.Header.Set(natsbus.HeaderKind, string(ev.Kind))
 	m.Header.Set(natsbus.HeaderEventID, ev.EventID)
 	m.Header.Set(natsbus.HeaderType, string(ev.Type))
-	m.Header.Set(natsbus.HeaderSourceType, ev.SourceType)
 	m.Header.Set(natsbus.HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	m.Header.Set("Nats-Msg-Id", "late-copy")
 	return m

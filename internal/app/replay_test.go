@@ -59,7 +59,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	body := clerkEvent("user.created", 1700000001, clerkUser("user_dl", "Kept", 1700000001000, false))
 	headers := map[string]string{
 		natsbus.HeaderSource: "clerk-e2e", natsbus.HeaderKind: "clerk", natsbus.HeaderEventID: "msg_dl",
-		natsbus.HeaderSourceType: "user.created", natsbus.HeaderReceivedAt: time.Now().UTC().Format(time.RFC3339Nano),
+		natsbus.HeaderReceivedAt: time.Now().UTC().Format(time.RFC3339Nano),
 	}
 	if _, err := store.RecordDeadLetter(ctx, s.pool, store.DeadLetter{Source: "clerk-e2e", EventID: "msg_dl",
 		Subject: "idpsync.events.clerk-e2e.user.created", Reason: "a parser bug", Payload: body, Headers: headers}); err != nil {

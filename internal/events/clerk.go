@@ -43,9 +43,32 @@ type clerkEvent struct {
 }
 
 func parseClerkEnvelope(deliveryID string, body []byte) (Envelope, error) {
-	var env clerkEnvelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return Envelope{}, malformed("clerk: %v", err)
+	var (
+		env clerkEnvelope
+		bad string
+	)
+	err := scanObject(body, func(key, value []byte) {
+		switch {
+		case isNull(value):
+		case keyIs(key, "type"):
+			s, ok := scanString(value)
+			if !ok {
+				bad = "type is not a string"
+			}
+			env.Type = s
+		case keyIs(key, "timestamp"):
+			n, ok := scanInt(value)
+			if !ok {
+				bad = "timestamp is not an integer"
+			}
+			env.Timestamp = n
+		}
+	})
+	switch {
+	case err != nil:
+		return Envelope{}, malformed("clerk: the body is not a JSON object")
+	case bad != "":
+		return Envelope{}, malformed("clerk: %s", bad)
 	}
 	return clerkEnvelopeOf(deliveryID, env)
 }

@@ -13,27 +13,27 @@ import (
 )
 
 // Headers every event carries besides Nats-Msg-Id. Subscribers of the stream may rely on them.
+// Everything else (the IdP's own type name, when the event happened) is in the body.
 const (
 	HeaderSource      = "Idpsync-Source"
 	HeaderKind        = "Idpsync-Kind"
 	HeaderEventID     = "Idpsync-Event-Id"
 	HeaderType        = "Idpsync-Type"        // canonical type; absent when there is none
-	HeaderSourceType  = "Idpsync-Source-Type" // the IdP's own type name
 	HeaderReceivedAt  = "Idpsync-Received-At" // RFC 3339 with nanoseconds
-	HeaderOccurredAt  = "Idpsync-Occurred-At" // RFC 3339; absent when the payload does not say
 	HeaderTraceparent = "traceparent"         // W3C trace context
 )
 
 // Event is a verified delivery as it travels on the stream: its body, verbatim, and what the
 // receiver learned about it.
 type Event struct {
-	Source      string
-	Kind        events.Kind
-	EventID     string
-	Type        events.Type
+	Source  string
+	Kind    events.Kind
+	EventID string
+	Type    events.Type
+	// SourceType is the IdP's own type name; it names the subject of an event without a
+	// canonical type. It does not travel in a header: read it from the body.
 	SourceType  string
 	ReceivedAt  time.Time
-	OccurredAt  time.Time
 	Traceparent string
 	Body        []byte
 }
@@ -49,38 +49,43 @@ type PubAck struct {
 	Duplicate bool
 }
 
-// Publish stores ev in the stream and returns once JetStream acknowledged it. Any failure is
-// ErrUnavailable (wrapping the cause).
+// Publish stores ev in the stream and returns once JetStream acknowledged it, at most the Bus's
+// publish timeout later. Any failure, including ctx ending first, is ErrUnavailable (wrapping the
+// cause); the message may then still have been stored, and the sender's retry dedupes against it.
+//
+// Publishes are pipelined: each waits for its own acknowledgement, but many are in flight on the
+// connection at once, with no timer or context of their own (JetStream times them out together).
 func (b *Bus) Publish(ctx context.Context, ev *Event) (PubAck, error) {
 	if !b.nc.IsConnected() {
-		// Fail fast: a request queued while reconnecting would only time out.
+		// Fail fast: a message queued while reconnecting would only time out.
 		return PubAck{}, fmt.Errorf("%w: %s", ErrUnavailable, b.nc.Status())
 	}
-	msg := &nats.Msg{
-		Subject: b.Subject(ev.Source, ev.Type, ev.SourceType),
-		Header:  make(nats.Header, 9),
-		Data:    ev.Body,
-	}
-	h := msg.Header
-	h[HeaderSource] = []string{ev.Source}
-	h[HeaderKind] = []string{string(ev.Kind)}
-	h[HeaderEventID] = []string{ev.EventID}
-	h[HeaderSourceType] = []string{ev.SourceType}
-	h[HeaderReceivedAt] = []string{ev.ReceivedAt.UTC().Format(time.RFC3339Nano)}
+	// One backing array for the header values: a header is a map of slices.
+	vals := [6]string{ev.Source, string(ev.Kind), ev.EventID, ev.ReceivedAt.UTC().Format(time.RFC3339Nano), string(ev.Type), ev.Traceparent}
+	h := make(nats.Header, 7)
+	h[HeaderSource] = vals[0:1:1]
+	h[HeaderKind] = vals[1:2:2]
+	h[HeaderEventID] = vals[2:3:3]
+	h[HeaderReceivedAt] = vals[3:4:4]
 	if ev.Type != "" {
-		h[HeaderType] = []string{string(ev.Type)}
-	}
-	if !ev.OccurredAt.IsZero() {
-		h[HeaderOccurredAt] = []string{ev.OccurredAt.UTC().Format(time.RFC3339Nano)}
+		h[HeaderType] = vals[4:5:5]
 	}
 	if ev.Traceparent != "" {
-		h[HeaderTraceparent] = []string{ev.Traceparent}
+		h[HeaderTraceparent] = vals[5:6:6]
 	}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(MsgID(ev.Source, ev.EventID)), jetstream.WithExpectStream(b.stream.Name))
+	msg := &nats.Msg{Subject: b.Subject(ev.Source, ev.Type, ev.SourceType), Header: h, Data: ev.Body}
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev.Source, ev.EventID)))
 	if err != nil {
 		return PubAck{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return PubAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	select {
+	case ack := <-f.Ok():
+		return PubAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-f.Err():
+		return PubAck{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case <-ctx.Done():
+		return PubAck{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
 }
 
 // decodeEvent reads an Event back from a stream message.
@@ -90,7 +95,6 @@ func decodeEvent(subject string, h nats.Header, body []byte) (*Event, error) {
 		Kind:        events.Kind(h.Get(HeaderKind)),
 		EventID:     h.Get(HeaderEventID),
 		Type:        events.Type(h.Get(HeaderType)),
-		SourceType:  h.Get(HeaderSourceType),
 		Traceparent: h.Get(HeaderTraceparent),
 		Body:        body,
 	}
@@ -100,11 +104,6 @@ func decodeEvent(subject string, h nats.Header, body []byte) (*Event, error) {
 	var err error
 	if ev.ReceivedAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderReceivedAt)); err != nil {
 		return nil, fmt.Errorf("message on %s: %s: %w", subject, HeaderReceivedAt, err)
-	}
-	if v := h.Get(HeaderOccurredAt); v != "" {
-		if ev.OccurredAt, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return nil, fmt.Errorf("message on %s: %s: %w", subject, HeaderOccurredAt, err)
-		}
 	}
 	return ev, nil
 }

@@ -75,9 +75,16 @@ func Connect(url, credsFile, name string, logger *slog.Logger) (*nats.Conn, erro
 	return nc, nil
 }
 
+// PublishTimeoutDefault bounds the wait for a publish acknowledgement.
+const PublishTimeoutDefault = 5 * time.Second
+
 // New returns a Bus over nc. It does not touch the server; call EnsureStream for that.
-func New(nc *nats.Conn, stream StreamConfig) (*Bus, error) {
-	js, err := jetstream.New(nc)
+// publishTimeout bounds each publish's wait for JetStream's acknowledgement (0: the default).
+func New(nc *nats.Conn, stream StreamConfig, publishTimeout time.Duration) (*Bus, error) {
+	if publishTimeout <= 0 {
+		publishTimeout = PublishTimeoutDefault
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout), jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

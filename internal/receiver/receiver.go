@@ -30,7 +30,7 @@ import (
 	"github.com/idpsync/idpsync/internal/webhook"
 )
 
-// Publisher stores an event durably and returns once it is acknowledged.
+// Publisher stores an event durably and returns once it is acknowledged, bounding the wait itself.
 type Publisher interface {
 	Publish(ctx context.Context, ev *natsbus.Event) (natsbus.PubAck, error)
 }
@@ -52,8 +52,6 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxBodyBytes is the largest accepted body; larger ones get 413. Required.
 	MaxBodyBytes int64
-	// PublishTimeout bounds the wait for the publish acknowledgement. Defaults to 5s.
-	PublishTimeout time.Duration
 	// RetryAfter is sent with 503 answers. Defaults to 5s.
 	RetryAfter time.Duration
 	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
@@ -85,9 +83,6 @@ type source struct {
 func New(cfg Config) (*Handler, error) {
 	if len(cfg.Sources) == 0 || cfg.Publisher == nil || cfg.Ready == nil || cfg.MaxBodyBytes <= 0 {
 		return nil, errors.New("receiver: Sources, Publisher, Ready and MaxBodyBytes are required")
-	}
-	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 5 * time.Second
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
@@ -167,8 +162,9 @@ const (
 )
 
 var (
-	bodyAccepted  = []byte(`{"status":"accepted"}` + "\n")
-	bodyDuplicate = []byte(`{"status":"duplicate"}` + "\n")
+	contentTypeJSON = []string{"application/json"}
+	bodyAccepted    = []byte(`{"status":"accepted"}` + "\n")
+	bodyDuplicate   = []byte(`{"status":"duplicate"}` + "\n")
 )
 
 func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
@@ -207,12 +203,10 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
 			"source", src.Name, "event_id", ev.EventID, "error", err)
 	} else {
-		ev.EventID, ev.Type, ev.SourceType, ev.OccurredAt = env.ID, env.Type, env.SourceType, env.OccurredAt
+		ev.EventID, ev.Type, ev.SourceType = env.ID, env.Type, env.SourceType
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
-	ack, err := h.cfg.Publisher.Publish(ctx, ev)
-	cancel()
+	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
 	src.publishSeconds.Observe(h.cfg.NowFunc().Sub(start).Seconds())
 	if err != nil {
 		w.Header().Set("Retry-After", h.retryAfter)
@@ -220,7 +214,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusAccepted)
 	if ack.Duplicate {
 		src.duplicate.Inc()

@@ -74,3 +74,37 @@ func interpretError(err error) error {
 
 // quoteIdent quotes a Postgres identifier.
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// EnsureDatabase creates the database url names when it does not exist yet, connecting to the
+// same server's "postgres" database to do so. It reports whether it created it.
+func EnsureDatabase(ctx context.Context, url string) (bool, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return false, errors.New("database url is not a valid Postgres connection string")
+	}
+	name := cfg.Database
+	if name == "" || name == "postgres" {
+		return false, nil
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("connecting to postgres at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("looking for database %s: %w", name, err)
+	}
+	if exists {
+		return false, nil
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+quoteIdent(name)); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by someone else
+			return false, nil
+		}
+		return false, fmt.Errorf("creating database %s: %w", name, err)
+	}
+	return true, nil
+}

@@ -94,7 +94,7 @@ func New(cfg Config) (*Worker, error) {
 		Queues:       map[string]river.QueueConfig{handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers}},
 		Workers:      workers,
 		Schema:       cfg.Schema,
-		Logger:       cfg.Logger.With("component", "river"),
+		Logger:       slog.New(quieter{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "river"),
 		ErrorHandler: &jobErrorLogger{logger: cfg.Logger},
 		Middleware:   []rivertype.Middleware{jm},
 		JobTimeout:   time.Minute,
@@ -244,4 +244,25 @@ func (w *Worker) Ready(ctx context.Context) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return w.cfg.Bus.Ready(ctx)
+}
+
+// quieter raises a handler's threshold to min unless the handler is at debug: River reports its
+// routine work (job counts every few seconds) at info, which would drown a worker's own logs.
+type quieter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	if q.Handler.Enabled(ctx, slog.LevelDebug) {
+		return true
+	}
+	return l >= q.min && q.Handler.Enabled(ctx, l)
+}
+
+func (q quieter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quieter{q.Handler.WithAttrs(attrs), q.min}
+}
+func (q quieter) WithGroup(name string) slog.Handler {
+	return quieter{q.Handler.WithGroup(name), q.min}
 }

@@ -73,7 +73,7 @@ func (s *Server) Bus() *natsbus.Bus {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(nc.Close)
-	bus, err := natsbus.New(nc, StreamConfig)
+	bus, err := natsbus.New(nc, StreamConfig, 2*time.Second)
 	if err != nil {
 		s.t.Fatal(err)
 	}

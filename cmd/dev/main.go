@@ -1,0 +1,225 @@
+// Command dev runs the whole idpsync pipeline in one process, for development: it is what `make
+// run` starts.
+//
+//   - Postgres: DATABASE_URL, by default the local server's database "idpsync", created when
+//     missing and migrated.
+//   - NATS: NATS_URL, or, when unset, an embedded JetStream server on 127.0.0.1:4223 that keeps
+//     its store under .data/nats and fsyncs every write.
+//   - The receiver on 127.0.0.1:8080 and the worker, whose admin server (127.0.0.1:9090) serves
+//     the metrics of both and River UI.
+//   - Without -config, one demo Clerk source, "clerk-demo", whose signing secret is generated once
+//     into .data/demo-secret and printed with a command that signs and sends a sample event.
+//
+// Ctrl-C stops everything: the receiver drains, the worker records what it holds and finishes its
+// jobs, then the embedded server stops.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
+	"github.com/idpsync/idpsync/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+const demoSource = "clerk-demo"
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("IDPSYNC_CONFIG"), "configuration file; without one, a demo Clerk source is served")
+	addr := fs.String("addr", "127.0.0.1:8080", "receiver address (overrides receiver.addr)")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "worker admin address: metrics and River UI (overrides worker.admin_addr)")
+	dataDir := fs.String("data", ".data", "directory for the embedded NATS store and the demo secret")
+	natsPort := fs.Int("nats-port", 4223, "port of the embedded NATS server (used when NATS_URL is unset)")
+	logLevel := fs.String("log-level", cmpOr(getenv("LOG_LEVEL"), "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := app.NewLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+
+	// NATS: the configured one, or an embedded server.
+	env := map[string]string{}
+	natsNote := "from NATS_URL"
+	if getenv("NATS_URL") == "" {
+		storeDir := filepath.Join(*dataDir, "nats")
+		ns, err := natsembed.Start(natsembed.Options{StoreDir: storeDir, Port: *natsPort, SyncAlways: true})
+		if err != nil {
+			return fmt.Errorf("embedded nats on port %d (change it with -nats-port): %w", *natsPort, err)
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		env["NATS_URL"] = ns.ClientURL()
+		natsNote = "embedded, store " + storeDir
+	}
+	getenvDev := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+
+	// Configuration: the given file, or the demo source.
+	var (
+		cfg    *config.Config
+		secret string
+	)
+	if *configPath != "" {
+		cfg, err = config.Load(*configPath, getenvDev)
+	} else {
+		if secret, err = demoSecret(filepath.Join(*dataDir, "demo-secret")); err != nil {
+			return err
+		}
+		cfg, err = config.Parse([]byte(fmt.Sprintf(`
+worker: {river_ui: true}
+sources:
+  - {name: %s, kind: clerk, webhook: {secrets: [%q]}}
+`, demoSource, secret)), getenvDev)
+	}
+	if err != nil {
+		return err
+	}
+	cfg.Receiver.Addr, cfg.Receiver.AdminAddr, cfg.Worker.AdminAddr = *addr, "-", *adminAddr
+
+	// Postgres: create the database if needed, migrate.
+	if created, err := store.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
+		return err
+	} else if created {
+		logger.Info("database created")
+	}
+	pool, err := app.OpenDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool, cfg.Database.Schema, logger); err != nil {
+		return err
+	}
+
+	bus, err := app.ConnectBus(ctx, cfg, "idpsync-dev", logger)
+	if err != nil {
+		return err
+	}
+	defer bus.Conn().Close()
+	reg := app.NewRegistry()
+	srv, err := app.NewReceiver(cfg, bus, logger.With("component", "receiver"), reg)
+	if err != nil {
+		return err
+	}
+	w, err := app.NewWorker(cfg, pool, bus, logger, reg)
+	if err != nil {
+		return err
+	}
+	if err := w.Listen(); err != nil {
+		return err
+	}
+
+	printBanner(stdout, cfg, srv.Addr(), w.AdminAddr(), natsNote, secret)
+
+	var (
+		wg             sync.WaitGroup
+		errMu          sync.Mutex
+		runErrs        []error
+		ctxRun, cancel = context.WithCancel(ctx)
+	)
+	defer cancel()
+	for _, part := range []func(context.Context) error{srv.Serve, w.Run} {
+		wg.Go(func() {
+			if err := part(ctxRun); err != nil {
+				errMu.Lock()
+				runErrs = append(runErrs, err)
+				errMu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(runErrs...)
+}
+
+func printBanner(w io.Writer, cfg *config.Config, receiverAddr, adminAddr, natsNote, secret string) {
+	fmt.Fprintf(w, "\nidpsync is running; Ctrl-C stops it.\n\n")
+	for _, s := range cfg.Sources {
+		fmt.Fprintf(w, "  webhook endpoint  http://%s/webhooks/%s  (%s)\n", receiverAddr, s.Name, s.Kind)
+	}
+	if secret != "" {
+		fmt.Fprintf(w, "  signing secret    %s  (dev only, kept in .data/demo-secret)\n", secret)
+	}
+	fmt.Fprintf(w, "  metrics           http://%s/metrics\n", adminAddr)
+	fmt.Fprintf(w, "  jobs (River UI)   http://%s/riverui/\n", adminAddr)
+	fmt.Fprintf(w, "  postgres          %s  (schema %s)\n", redactURL(cfg.Database.URL), cfg.Database.Schema)
+	fmt.Fprintf(w, "  nats              %s  (%s)\n\n", redactURL(cfg.NATS.URL), natsNote)
+	if secret == "" {
+		return
+	}
+	fmt.Fprintf(w, "Send a signed sample Clerk event:\n\n")
+	fmt.Fprintf(w, "  go run ./cmd/fakeidp send -provider clerk -url http://%s/webhooks/%s -secret %s -type user.created\n\n", receiverAddr, demoSource, secret)
+	fmt.Fprintf(w, "and find the user in the mirror:\n\n")
+	fmt.Fprintf(w, "  psql '%s' -c 'SELECT source, id, primary_email, first_name, synced_at FROM %s.users'\n\n", redactURL(cfg.Database.URL), cfg.Database.Schema)
+}
+
+// demoSecret reads the dev signing secret at path, creating it on first use.
+func demoSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	key := make([]byte, 24)
+	_, _ = rand.Read(key)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// redactURL hides a password in a connection URL.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return u
+	}
+	if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+		return scheme + "://" + user + ":***" + rest[at:]
+	}
+	return u
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
