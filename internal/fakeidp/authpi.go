@@ -491,13 +491,11 @@ func (f *AuthPI) Handler() http.Handler {
 			f.fail(w, http.StatusUnauthorized, code, desc, nil)
 			return
 		}
-		if a := r.PathValue("acc"); a == "" {
-			// PathValue is only set after routing; check the account in the path ourselves.
-			if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/accounts/"); ok {
-				if accID, _, _ := strings.Cut(rest, "/"); accID != f.account {
-					f.fail(w, http.StatusNotFound, "not_found", "Account not found.", nil)
-					return
-				}
+		// An API key sees only its own account.
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/accounts/"); ok {
+			if accID, _, _ := strings.Cut(rest, "/"); accID != f.account {
+				f.fail(w, http.StatusNotFound, "not_found", "Account not found.", nil)
+				return
 			}
 		}
 		mux.ServeHTTP(w, r)
