@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,11 +76,17 @@ func BenchmarkReceiver(b *testing.B) {
 			runtimeGC()
 			r := load(b, v.build(b, nc, round), reqs, concurrency)
 			results[v.name] = append(results[v.name], r)
-			b.Logf("round %d %-5s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d", round+1, v.name, r.rps, r.p50, r.p99, r.errors)
+			b.Logf("round %d %-5s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %5.1f µs/req  errors %d", round+1, v.name, r.rps, r.p50, r.p99, r.cpu, r.errors)
 		}
 	}
-	med := map[string]result{}
+	med, cpu := map[string]result{}, map[string]float64{}
 	for name, rs := range results {
+		cpus := make([]float64, len(rs))
+		for i, r := range rs {
+			cpus[i] = r.cpu
+		}
+		slices.Sort(cpus)
+		cpu[name] = cpus[len(cpus)/2]
 		slices.SortFunc(rs, func(a, b result) int { return int(a.rps - b.rps) })
 		med[name] = rs[len(rs)/2]
 		if errs := sumErrors(rs); errs > 0 {
@@ -94,9 +101,11 @@ func BenchmarkReceiver(b *testing.B) {
 		b.ReportMetric(r.rps, name+"-req/s")
 		b.ReportMetric(r.p50, name+"-p50-ms")
 		b.ReportMetric(r.p99, name+"-p99-ms")
+		b.ReportMetric(cpu[name], name+"-cpu-µs/req")
 	}
 	b.ReportMetric(med["full"].rps/med["naive"].rps, "full/naive")
 	b.ReportMetric(med["full"].rps/med["bare"].rps, "full/bare")
+	b.ReportMetric(cpu["full"]/cpu["naive"], "cpu-full/naive")
 	b.ReportMetric(0, "ns/op") // not meaningful here
 }
 
@@ -107,7 +116,11 @@ type variant struct {
 
 type result struct {
 	rps, p50, p99 float64
-	errors        int
+	// cpu is the process's CPU time (user and system, every goroutine: HTTP client and server,
+	// handler, NATS client and server) per request, in microseconds. It varies less than the
+	// throughput when other tenants load the machine.
+	cpu    float64
+	errors int
 }
 
 func sumErrors(rs []result) int {
@@ -162,6 +175,7 @@ func load(b *testing.B, h http.Handler, reqs []signedRequest, concurrency int) r
 		errs   atomic.Int64
 		wg     sync.WaitGroup
 		lats   = make([]time.Duration, len(reqs))
+		cpu0   = cpuTime()
 		starts = time.Now()
 	)
 	for range concurrency {
@@ -190,9 +204,10 @@ func load(b *testing.B, h http.Handler, reqs []signedRequest, concurrency int) r
 	}
 	wg.Wait()
 	elapsed := time.Since(starts)
+	cpuPerReq := float64(cpuTime()-cpu0) / float64(time.Microsecond) / float64(len(reqs))
 	slices.Sort(lats)
 	pct := func(p float64) float64 { return float64(lats[int(p*float64(len(lats)-1))]) / float64(time.Millisecond) }
-	return result{rps: float64(len(reqs)) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), errors: int(errs.Load())}
+	return result{rps: float64(len(reqs)) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), cpu: cpuPerReq, errors: int(errs.Load())}
 }
 
 func bareHandler() http.Handler {
@@ -282,3 +297,10 @@ func envInt(name string, def int) int {
 }
 
 func runtimeGC() { runtime.GC() }
+
+// cpuTime is the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
