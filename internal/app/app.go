@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/receiver"
@@ -137,6 +138,7 @@ func NewWorker(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger 
 			AckWait:       time.Duration(w.AckWait),
 			MaxAckPending: 10 * w.BatchSize,
 		},
+		KindOf:           KindOf(cfg),
 		BatchSize:        w.BatchSize,
 		ReconcileWorkers: w.ReconcileWorkers,
 		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
@@ -160,6 +162,18 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 	return srv.Serve(ctx)
 }
 
+// KindOf returns the lookup of each configured source's kind.
+func KindOf(cfg *config.Config) func(string) (events.Kind, bool) {
+	kinds := make(map[string]events.Kind, len(cfg.Sources))
+	for _, s := range cfg.Sources {
+		kinds[s.Name] = s.Kind
+	}
+	return func(source string) (events.Kind, bool) {
+		k, ok := kinds[source]
+		return k, ok
+	}
+}
+
 // NewRecorder returns an intake that records deliveries without consuming (for replays), with an
 // insert-only River client to enqueue their jobs.
 func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*intake.Intake, *river.Client[pgx.Tx], error) {
@@ -168,7 +182,7 @@ func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logge
 		return nil, nil, fmt.Errorf("river client: %w", err)
 	}
 	in, err := intake.New(intake.Config{
-		Bus: bus, Pool: pool, Jobs: client, Logger: logger,
+		Bus: bus, Pool: pool, Jobs: client, Logger: logger, KindOf: KindOf(cfg),
 		Consumer: natsbus.ConsumerConfig{Durable: cfg.Worker.Consumer, AckWait: time.Duration(cfg.Worker.AckWait)},
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
@@ -260,7 +261,7 @@ func TestEndToEndSameDeliveryTwice(t *testing.T) {
 	s.settled("msg_twice")
 	// A third delivery after the JetStream dedup window would reach the worker: the log absorbs it.
 	// Publish it directly, bypassing the window with a different Nats-Msg-Id but the same event id.
-	ev := &natsbus.Event{Source: "clerk-e2e", Kind: "clerk", EventID: "msg_twice", Type: "user.created", ReceivedAt: time.Now(), Body: body}
+	ev := &natsbus.Event{Source: "clerk-e2e", EventID: "msg_twice", Type: "user.created", ReceivedAt: time.Now(), Body: body}
 	if _, err := s.bus.JetStream().PublishMsg(context.Background(), eventMsg(s, ev)); err != nil {
 		t.Fatal(err)
 	}
@@ -374,13 +375,13 @@ func TestRedeliveryAfterCommitEnqueuesNoSecondJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, err := intake.New(intake.Config{Bus: bus, Consumer: natsbus.ConsumerConfig{Durable: "crash", AckWait: time.Second, MaxAckPending: 100},
-		Pool: pool, Jobs: inserter})
+		Pool: pool, Jobs: inserter, KindOf: func(string) (events.Kind, bool) { return events.KindClerk, true }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		body := clerkEvent("user.created", 1700000001, clerkUser(fmt.Sprintf("user_%d", i), "R", 1700000001000, false))
-		ev := &natsbus.Event{Source: "clerk-e2e", Kind: "clerk", EventID: fmt.Sprintf("msg_%d", i), Type: "user.created",
+		ev := &natsbus.Event{Source: "clerk-e2e", EventID: fmt.Sprintf("msg_%d", i), Type: "user.created",
 			SourceType: "user.created", ReceivedAt: time.Now(), Body: body}
 		if _, err := bus.Publish(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -445,10 +446,8 @@ func eventMsg(s *stack, ev *natsbus.Event) *nats.Msg {
 	m := nats.NewMsg(s.bus.Subject(ev.Source, ev.Type, ev.SourceType))
 	m.Data = ev.Body
 	m.Header.Set(natsbus.HeaderSource, ev.Source)
-	m.Header.Set(natsbus.HeaderKind, string(ev.Kind))
 	m.Header.Set(natsbus.HeaderEventID, ev.EventID)
 	m.Header.Set(natsbus.HeaderType, string(ev.Type))
-	m.Header.Set(natsbus.HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	m.Header.Set("Nats-Msg-Id", "late-copy")
 	return m
 }

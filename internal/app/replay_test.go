@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/natsbus"
@@ -57,10 +56,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	s := startStack(t)
 	ctx := context.Background()
 	body := clerkEvent("user.created", 1700000001, clerkUser("user_dl", "Kept", 1700000001000, false))
-	headers := map[string]string{
-		natsbus.HeaderSource: "clerk-e2e", natsbus.HeaderKind: "clerk", natsbus.HeaderEventID: "msg_dl",
-		natsbus.HeaderReceivedAt: time.Now().UTC().Format(time.RFC3339Nano),
-	}
+	headers := map[string]string{natsbus.HeaderSource: "clerk-e2e", natsbus.HeaderEventID: "msg_dl", natsbus.HeaderType: "user.created"}
 	if _, err := store.RecordDeadLetter(ctx, s.pool, store.DeadLetter{Source: "clerk-e2e", EventID: "msg_dl",
 		Subject: "idpsync.events.clerk-e2e.user.created", Reason: "a parser bug", Payload: body, Headers: headers}); err != nil {
 		t.Fatal(err)

@@ -151,8 +151,20 @@ func scanString(raw []byte) (string, bool) {
 			return s, err == nil
 		}
 	}
+	if known, ok := knownTypeNames[string(inner)]; ok { // no allocation for the usual names
+		return known, true
+	}
 	return string(inner), true
 }
+
+// knownTypeNames interns the IdPs' type names that the parsers know.
+var knownTypeNames = func() map[string]string {
+	m := make(map[string]string, len(clerkTypes))
+	for name := range clerkTypes {
+		m[name] = name
+	}
+	return m
+}()
 
 // scanInt decodes a raw JSON integer value as encoding/json decodes into an int64.
 func scanInt(raw []byte) (int64, bool) {

@@ -45,11 +45,11 @@ type RetryPolicy struct {
 func (p RetryPolicy) validate() error {
 	switch {
 	case p.MaxAttempts < 0:
-		return errors.New("Retry.MaxAttempts is negative; use 1 to disable retries or 0 for the default")
+		return errors.New("retry policy: MaxAttempts is negative; use 1 to disable retries or 0 for the default")
 	case p.BaseDelay < 0, p.MaxDelay < 0, p.MaxRetryAfter < 0:
-		return errors.New("Retry delays must not be negative; use 0 for the defaults")
+		return errors.New("retry policy: delays must not be negative; use 0 for the defaults")
 	case p.MaxDelay > 0 && p.BaseDelay > p.MaxDelay:
-		return errors.New("Retry.BaseDelay is larger than Retry.MaxDelay; lower BaseDelay or raise MaxDelay")
+		return errors.New("retry policy: BaseDelay is larger than MaxDelay; lower BaseDelay or raise MaxDelay")
 	}
 	return nil
 }

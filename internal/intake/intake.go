@@ -45,6 +45,9 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// Jobs enqueues the mirror jobs. Required.
 	Jobs JobInserter
+	// KindOf tells the kind of a configured source; events of other sources are dead-lettered
+	// (and can be replayed once the source is configured). Required.
+	KindOf func(source string) (events.Kind, bool)
 	// BatchSize is the most messages recorded per transaction. Defaults to 100.
 	BatchSize int
 	// Linger is how long a batch waits for more messages once it has one. Defaults to 2ms.
@@ -63,8 +66,8 @@ type Intake struct {
 
 // New returns an Intake for cfg.
 func New(cfg Config) (*Intake, error) {
-	if cfg.Bus == nil || cfg.Pool == nil || cfg.Jobs == nil || cfg.Consumer.Durable == "" {
-		return nil, errors.New("intake: Bus, Pool, Jobs and Consumer.Durable are required")
+	if cfg.Bus == nil || cfg.Pool == nil || cfg.Jobs == nil || cfg.KindOf == nil || cfg.Consumer.Durable == "" {
+		return nil, errors.New("intake: Bus, Pool, Jobs, KindOf and Consumer.Durable are required")
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 100
@@ -197,7 +200,12 @@ func (in *Intake) prepare(d *natsbus.Delivery) *item {
 		it.dead = in.deadLetter(d, nil, d.DecodeErr.Error())
 		return it
 	}
-	parsed, err := events.Parse(ev.Kind, ev.EventID, ev.Body)
+	kind, ok := in.cfg.KindOf(ev.Source)
+	if !ok {
+		it.dead = in.deadLetter(d, ev, fmt.Sprintf("source %q is not in the worker's configuration", ev.Source))
+		return it
+	}
+	parsed, err := events.Parse(kind, ev.EventID, ev.Body)
 	if err != nil {
 		it.dead = in.deadLetter(d, ev, err.Error())
 		return it
@@ -210,7 +218,7 @@ func (in *Intake) prepare(d *natsbus.Delivery) *item {
 		status = store.StatusRecorded
 	}
 	it.event = store.NewEvent{
-		Source: ev.Source, EventID: ev.EventID, Kind: ev.Kind, Type: parsed.Type, SourceType: parsed.SourceType,
+		Source: ev.Source, EventID: ev.EventID, Kind: kind, Type: parsed.Type, SourceType: parsed.SourceType,
 		EntityID: store.EntityID(parsed), OccurredAt: parsed.OccurredAt, ReceivedAt: ev.ReceivedAt,
 		StreamSeq: int64(d.StreamSeq), Payload: ev.Body, Status: status,
 	}

@@ -39,23 +39,25 @@ type Delivery struct {
 // ErrNotSettleable is returned when settling a Delivery that no consumer handed out.
 var ErrNotSettleable = errors.New("delivery was not handed out by a consumer")
 
-// NewDelivery builds a Delivery from a stored message (a dead letter being replayed).
-func NewDelivery(subject string, headers map[string]string, body []byte, streamSeq uint64) *Delivery {
+// NewDelivery builds a Delivery from a message kept elsewhere (a dead letter being replayed),
+// stored in the stream at storedAt.
+func NewDelivery(subject string, headers map[string]string, body []byte, streamSeq uint64, storedAt time.Time) *Delivery {
 	h := make(nats.Header, len(headers))
 	for k, v := range headers {
 		h.Set(k, v)
 	}
 	d := &Delivery{Subject: subject, StreamSeq: streamSeq, body: body, headers: h}
-	d.Event, d.DecodeErr = decodeEvent(subject, h, body)
+	d.Event, d.DecodeErr = decodeEvent(subject, h, body, storedAt)
 	return d
 }
 
 func newDelivery(m jetstream.Msg) *Delivery {
 	d := &Delivery{Subject: m.Subject(), body: m.Data(), headers: m.Headers(), msg: m}
+	var storedAt time.Time
 	if md, err := m.Metadata(); err == nil {
-		d.StreamSeq, d.NumDelivered = md.Sequence.Stream, md.NumDelivered
+		d.StreamSeq, d.NumDelivered, storedAt = md.Sequence.Stream, md.NumDelivered, md.Timestamp
 	}
-	d.Event, d.DecodeErr = decodeEvent(d.Subject, d.headers, d.body)
+	d.Event, d.DecodeErr = decodeEvent(d.Subject, d.headers, d.body, storedAt)
 	return d
 }
 

@@ -13,26 +13,28 @@ import (
 )
 
 // Headers every event carries besides Nats-Msg-Id. Subscribers of the stream may rely on them.
-// Everything else (the IdP's own type name, when the event happened) is in the body.
+// Everything else is in the body (the IdP's own type name, when the event happened) or in the
+// message's JetStream metadata: its timestamp is when the receiver stored the verified delivery.
+// Headers are kept few on purpose: encoding and storing them is a measurable part of the cost of
+// each delivery.
 const (
 	HeaderSource      = "Idpsync-Source"
-	HeaderKind        = "Idpsync-Kind"
 	HeaderEventID     = "Idpsync-Event-Id"
-	HeaderType        = "Idpsync-Type"        // canonical type; absent when there is none
-	HeaderReceivedAt  = "Idpsync-Received-At" // RFC 3339 with nanoseconds
-	HeaderTraceparent = "traceparent"         // W3C trace context
+	HeaderType        = "Idpsync-Type" // canonical type; absent when there is none
+	HeaderTraceparent = "traceparent"  // W3C trace context, when the IdP sent one
 )
 
 // Event is a verified delivery as it travels on the stream: its body, verbatim, and what the
 // receiver learned about it.
 type Event struct {
 	Source  string
-	Kind    events.Kind
 	EventID string
 	Type    events.Type
 	// SourceType is the IdP's own type name; it names the subject of an event without a
 	// canonical type. It does not travel in a header: read it from the body.
-	SourceType  string
+	SourceType string
+	// ReceivedAt is when the stream stored the event (read from JetStream's metadata); it is
+	// not sent.
 	ReceivedAt  time.Time
 	Traceparent string
 	Body        []byte
@@ -61,17 +63,15 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) (PubAck, error) {
 		return PubAck{}, fmt.Errorf("%w: %s", ErrUnavailable, b.nc.Status())
 	}
 	// One backing array for the header values: a header is a map of slices.
-	vals := [6]string{ev.Source, string(ev.Kind), ev.EventID, ev.ReceivedAt.UTC().Format(time.RFC3339Nano), string(ev.Type), ev.Traceparent}
-	h := make(nats.Header, 7)
+	vals := [4]string{ev.Source, ev.EventID, string(ev.Type), ev.Traceparent}
+	h := make(nats.Header, 5)
 	h[HeaderSource] = vals[0:1:1]
-	h[HeaderKind] = vals[1:2:2]
-	h[HeaderEventID] = vals[2:3:3]
-	h[HeaderReceivedAt] = vals[3:4:4]
+	h[HeaderEventID] = vals[1:2:2]
 	if ev.Type != "" {
-		h[HeaderType] = vals[4:5:5]
+		h[HeaderType] = vals[2:3:3]
 	}
 	if ev.Traceparent != "" {
-		h[HeaderTraceparent] = vals[5:6:6]
+		h[HeaderTraceparent] = vals[3:4:4]
 	}
 	msg := &nats.Msg{Subject: b.Subject(ev.Source, ev.Type, ev.SourceType), Header: h, Data: ev.Body}
 	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(ev.Source, ev.EventID)))
@@ -88,22 +88,18 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) (PubAck, error) {
 	}
 }
 
-// decodeEvent reads an Event back from a stream message.
-func decodeEvent(subject string, h nats.Header, body []byte) (*Event, error) {
+// decodeEvent reads an Event back from a stream message stored at storedAt.
+func decodeEvent(subject string, h nats.Header, body []byte, storedAt time.Time) (*Event, error) {
 	ev := &Event{
 		Source:      h.Get(HeaderSource),
-		Kind:        events.Kind(h.Get(HeaderKind)),
 		EventID:     h.Get(HeaderEventID),
 		Type:        events.Type(h.Get(HeaderType)),
+		ReceivedAt:  storedAt,
 		Traceparent: h.Get(HeaderTraceparent),
 		Body:        body,
 	}
-	if ev.Source == "" || ev.EventID == "" || ev.Kind == "" {
-		return nil, fmt.Errorf("message on %s lacks the %s, %s or %s header", subject, HeaderSource, HeaderEventID, HeaderKind)
-	}
-	var err error
-	if ev.ReceivedAt, err = time.Parse(time.RFC3339Nano, h.Get(HeaderReceivedAt)); err != nil {
-		return nil, fmt.Errorf("message on %s: %s: %w", subject, HeaderReceivedAt, err)
+	if ev.Source == "" || ev.EventID == "" {
+		return nil, fmt.Errorf("message on %s lacks the %s or %s header", subject, HeaderSource, HeaderEventID)
 	}
 	return ev, nil
 }
@@ -121,5 +117,5 @@ func (b *Bus) GetEvent(ctx context.Context, seq uint64) (*Event, error) {
 		}
 		return nil, err
 	}
-	return decodeEvent(raw.Subject, raw.Header, raw.Data)
+	return decodeEvent(raw.Subject, raw.Header, raw.Data, raw.Time)
 }

@@ -10,7 +10,6 @@ package receiver
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -194,7 +193,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ev := &natsbus.Event{Source: src.Name, Kind: src.Kind, ReceivedAt: start.UTC(), Body: body, Traceparent: traceparent(r)}
+	ev := &natsbus.Event{Source: src.Name, Body: body, Traceparent: traceparent(r)}
 	env, err := events.ParseEnvelope(src.Kind, delivery.ID, body)
 	if err != nil {
 		// It verified, so it is the IdP's: keep it (the worker dead-letters it) rather than make
@@ -241,10 +240,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffe
 		buf = new(bytes.Buffer)
 	}
 	buf.Reset()
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	body := r.Body
+	if r.ContentLength >= 0 {
+		buf.Grow(int(r.ContentLength)) // net/http stops the body at the declared length
+	} else {
+		body = http.MaxBytesReader(w, r.Body, max)
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		h.bufs.Put(buf)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -336,18 +338,20 @@ func fallbackEventID(deliveryID string, body []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:16])
 }
 
-// traceparent returns the request's W3C trace context, or starts a new trace.
+// traceparent returns the request's W3C trace context when it carries a well-formed one, so that
+// the IdP's trace continues into the workers.
 func traceparent(r *http.Request) string {
-	if tp := r.Header.Get("traceparent"); len(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' {
-		return tp
+	tp := r.Header.Get("traceparent")
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
 	}
-	var ids [24]byte
-	_, _ = rand.Read(ids[:])
-	var b [55]byte
-	copy(b[:], "00-")
-	hex.Encode(b[3:35], ids[:16])
-	b[35] = '-'
-	hex.Encode(b[36:52], ids[16:])
-	copy(b[52:], "-01")
-	return string(b[:])
+	for i, c := range []byte(tp) {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return tp
 }

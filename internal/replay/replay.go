@@ -133,7 +133,7 @@ func DeadLetters(ctx context.Context, pool *pgxpool.Pool, rec Recorder, f store.
 		f.AfterID = dls[len(dls)-1].ID
 		batch := make([]*natsbus.Delivery, len(dls))
 		for i, dl := range dls {
-			batch[i] = natsbus.NewDelivery(dl.Subject, dl.Headers, dl.Payload, uint64(dl.StreamSeq))
+			batch[i] = natsbus.NewDelivery(dl.Subject, dl.Headers, dl.Payload, uint64(dl.StreamSeq), dl.ReceivedAt)
 		}
 		outcomes, err := rec.Record(ctx, batch)
 		if err != nil {

@@ -93,15 +93,23 @@ func (v *Svix) Verify(body []byte, h http.Header) (Delivery, error) {
 // present, else webhook-*. When neither family is complete it returns the more complete one (svix-*
 // on a tie), so that the caller can name what is missing.
 func svixHeaders(h http.Header) (id, ts, sig string) {
-	id, ts, sig = h.Get("svix-id"), h.Get("svix-timestamp"), h.Get("svix-signature")
+	// Canonical keys and map lookups: Header.Get would canonicalize (and allocate) on every call.
+	id, ts, sig = first(h["Svix-Id"]), first(h["Svix-Timestamp"]), first(h["Svix-Signature"])
 	if id != "" && ts != "" && sig != "" {
 		return id, ts, sig
 	}
-	wid, wts, wsig := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	wid, wts, wsig := first(h["Webhook-Id"]), first(h["Webhook-Timestamp"]), first(h["Webhook-Signature"])
 	if count(wid, wts, wsig) > count(id, ts, sig) {
 		return wid, wts, wsig
 	}
 	return id, ts, sig
+}
+
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
 
 func count(values ...string) int {

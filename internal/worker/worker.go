@@ -25,6 +25,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"riverqueue.com/riverui"
 
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
@@ -39,6 +40,8 @@ type Config struct {
 	Bus *natsbus.Bus
 	// Consumer is the durable consumer shared by all workers. Required.
 	Consumer natsbus.ConsumerConfig
+	// KindOf tells the kind of each configured source. Required.
+	KindOf func(source string) (events.Kind, bool)
 	// BatchSize is the most messages recorded per transaction. Defaults to 100.
 	BatchSize int
 	// ReconcileWorkers is how many mirror jobs run at once. Defaults to 20.
@@ -103,7 +106,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	in, err := intake.New(intake.Config{
-		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client,
+		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client, KindOf: cfg.KindOf,
 		BatchSize: cfg.BatchSize, Logger: cfg.Logger.With("component", "intake"), Registerer: cfg.Registry,
 	})
 	if err != nil {
