@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,6 +96,11 @@ type Worker struct {
 	AckWait Duration `yaml:"ack_wait"`
 	// ReconcileWorkers is how many mirror jobs run at once in each process. Defaults to 20.
 	ReconcileWorkers int `yaml:"reconcile_workers"`
+	// RevokeWorkers is how many calls back to the IdPs (revocations) run at once in each
+	// process. Defaults to 10.
+	RevokeWorkers int `yaml:"revoke_workers"`
+	// ResyncWorkers is how many resyncs run at once in each process. Defaults to 2.
+	ResyncWorkers int `yaml:"resync_workers"`
 	// ShutdownTimeout bounds how long running jobs may finish on shutdown before they are
 	// cancelled (and retried later). Defaults to 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -107,8 +113,141 @@ type Source struct {
 	Name string `yaml:"name"`
 	// Kind is the IdP: clerk, zitadel, authpi or zeroid. Required.
 	Kind events.Kind `yaml:"kind"`
-	// Webhook holds the verification settings of the source's deliveries.
+	// Webhook holds the verification settings of the source's deliveries. A source without them
+	// receives no webhooks (resync and revocation only).
 	Webhook Webhook `yaml:"webhook"`
+	// API holds the management-API credentials that resyncs and revocations use. A source
+	// without them is mirrored from webhooks only.
+	API API `yaml:"api"`
+	// Resync schedules the periodic resyncs of the source from its management API.
+	Resync Resync `yaml:"resync"`
+	// Revocation is what the source's users losing access triggers.
+	Revocation Revocation `yaml:"revocation"`
+}
+
+// API holds a source's management-API credentials; which fields apply depends on the kind (see
+// docs/providers.md):
+//
+//	clerk:   secret_key
+//	zitadel: base_url and one of token (a PAT), client_id with client_secret, or key_file
+//	authpi:  key_id, key_secret, issuer_id (account_id is looked up when empty)
+//	zeroid:  base_url, account_id, project_id, token (the admin token, when the server wants one)
+type API struct {
+	// BaseURL is the API root. Defaults to the IdP's public API (clerk, authpi); required for
+	// zitadel (the instance URL) and zeroid.
+	BaseURL        string `yaml:"base_url"`
+	SecretKey      string `yaml:"secret_key"`
+	Token          string `yaml:"token"`
+	ClientID       string `yaml:"client_id"`
+	ClientSecret   string `yaml:"client_secret"`
+	KeyFile        string `yaml:"key_file"`
+	KeyID          string `yaml:"key_id"`
+	KeySecret      string `yaml:"key_secret"`
+	AccountID      string `yaml:"account_id"`
+	ProjectID      string `yaml:"project_id"`
+	IssuerID       string `yaml:"issuer_id"`
+	OrganizationID string `yaml:"organization_id"`
+	// RateLimit caps the requests per second idpsync sends to this source; 0 means no cap beyond
+	// honouring the IdP's 429s. Defaults to 0.
+	RateLimit float64 `yaml:"rate_limit"`
+	// Timeout bounds each request. Defaults to 30s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Configured reports whether any credential is set.
+func (a API) Configured() bool {
+	return a.SecretKey != "" || a.Token != "" || a.ClientID != "" || a.KeyFile != "" || a.KeyID != "" ||
+		a.BaseURL != "" || a.AccountID != ""
+}
+
+// Resync configures the periodic resyncs of a source with API credentials.
+type Resync struct {
+	// Interval between two resyncs of each entity. Defaults to 6h.
+	Interval Duration `yaml:"interval"`
+	// Periodic turns the periodic resyncs on or off; `worker resync` works either way.
+	// Defaults to true.
+	Periodic *bool `yaml:"periodic"`
+	// Entities resynced: users, organizations, memberships. Defaults to all that the kind
+	// supports.
+	Entities []string `yaml:"entities"`
+}
+
+// Revocation is a source's revocation policy: which changes trigger it and what it revokes.
+type Revocation struct {
+	// Triggers: user.deleted, user.banned, user.locked, organization.deleted,
+	// organization.suspended. Defaults to all of them; an empty list ([]) turns revocation off.
+	// An organization's triggers act on every member the mirror holds.
+	Triggers []string `yaml:"triggers"`
+	// Sessions revokes the user's sessions at this source's IdP. Defaults to true when the source
+	// has API credentials and its kind can revoke sessions (clerk, zitadel).
+	Sessions *bool `yaml:"sessions"`
+	// ZeroID names a zeroid source whose agent identities owned by the user lose their
+	// credentials too. Defaults to none.
+	ZeroID string `yaml:"zeroid"`
+	// ZeroIDAction is signal (one CAE signal per identity, with a severity that makes ZeroID
+	// revoke its credentials) or offboard (ZeroID's offboard-by-owner). Defaults to signal.
+	ZeroIDAction string `yaml:"zeroid_action"`
+	// OwnerKey is the user attribute ZeroID knows the owner by: id, external_id or email.
+	// Defaults to id.
+	OwnerKey string `yaml:"owner_key"`
+}
+
+// The revocation triggers.
+const (
+	TriggerUserDeleted           = "user.deleted"
+	TriggerUserBanned            = "user.banned"
+	TriggerUserLocked            = "user.locked"
+	TriggerOrganizationDeleted   = "organization.deleted"
+	TriggerOrganizationSuspended = "organization.suspended"
+)
+
+// AllTriggers lists every revocation trigger.
+var AllTriggers = []string{TriggerUserDeleted, TriggerUserBanned, TriggerUserLocked, TriggerOrganizationDeleted, TriggerOrganizationSuspended}
+
+// The resync entities.
+const (
+	EntityUsers         = "users"
+	EntityOrganizations = "organizations"
+	EntityMemberships   = "memberships"
+)
+
+// resyncEntities lists what each kind's management API lets idpsync resync.
+var resyncEntities = map[events.Kind][]string{
+	events.KindClerk:   {EntityUsers, EntityOrganizations, EntityMemberships},
+	events.KindZitadel: {EntityUsers, EntityOrganizations},
+	events.KindAuthPI:  {EntityUsers, EntityOrganizations},
+}
+
+// sessionKinds can revoke a user's sessions through their management API.
+var sessionKinds = map[events.Kind]bool{events.KindClerk: true, events.KindZitadel: true}
+
+// webhookKinds have a webhook parser.
+var webhookKinds = map[events.Kind]bool{events.KindClerk: true}
+
+// HasWebhook reports whether the source receives webhooks.
+func (s Source) HasWebhook() bool {
+	return len(s.Webhook.Secrets) > 0 || len(s.Webhook.BearerTokens) > 0
+}
+
+// ResyncEntities returns the entities the source resyncs, none without API credentials.
+func (s Source) ResyncEntities() []string {
+	if !s.API.Configured() {
+		return nil
+	}
+	return s.Resync.Entities
+}
+
+// RevokesSessions reports whether the policy revokes sessions at the source's IdP.
+func (s Source) RevokesSessions() bool { return s.Revocation.Sessions != nil && *s.Revocation.Sessions }
+
+// Triggers reports whether trigger is one of the source's revocation triggers.
+func (s Source) Triggers(trigger string) bool {
+	for _, t := range s.Revocation.Triggers {
+		if t == trigger {
+			return true
+		}
+	}
+	return false
 }
 
 // Webhook holds a source's webhook verification settings. Which fields apply depends on the kind:
@@ -116,8 +255,8 @@ type Source struct {
 //	clerk:   secrets (Svix signing secrets, whsec_...), tolerance
 //	zitadel: secrets (the target's signing keys), tolerance
 //	authpi:  bearer_tokens, secrets (HMAC signature secrets), or both (then both must pass)
-//	zeroid:  bearer_tokens
 //
+// (ZeroID sends no webhooks.)
 // Several values are accepted at once so that a secret can be rotated: list the new and the old one.
 type Webhook struct {
 	Secrets      []string `yaml:"secrets"`
@@ -198,6 +337,8 @@ func (c *Config) applyDefaults() {
 	w.BatchSize = cmpOr(w.BatchSize, 100)
 	w.AckWait = cmpOr(w.AckWait, Duration(30*time.Second))
 	w.ReconcileWorkers = cmpOr(w.ReconcileWorkers, 20)
+	w.RevokeWorkers = cmpOr(w.RevokeWorkers, 10)
+	w.ResyncWorkers = cmpOr(w.ResyncWorkers, 2)
 	w.ShutdownTimeout = cmpOr(w.ShutdownTimeout, Duration(25*time.Second))
 
 	for i := range c.Sources {
@@ -205,6 +346,23 @@ func (c *Config) applyDefaults() {
 		s.Webhook.Tolerance = cmpOr(s.Webhook.Tolerance, Duration(WebhookToleranceDefault))
 		s.Webhook.Secrets = nonEmpty(s.Webhook.Secrets)
 		s.Webhook.BearerTokens = nonEmpty(s.Webhook.BearerTokens)
+		s.API.Timeout = cmpOr(s.API.Timeout, Duration(30*time.Second))
+		s.Resync.Interval = cmpOr(s.Resync.Interval, Duration(6*time.Hour))
+		if s.Resync.Periodic == nil {
+			s.Resync.Periodic = boolPtr(true)
+		}
+		if s.Resync.Entities == nil {
+			s.Resync.Entities = resyncEntities[s.Kind]
+		}
+		r := &s.Revocation
+		if r.Triggers == nil {
+			r.Triggers = AllTriggers
+		}
+		if r.Sessions == nil {
+			r.Sessions = boolPtr(s.API.Configured() && sessionKinds[s.Kind])
+		}
+		r.ZeroIDAction = cmpOr(r.ZeroIDAction, "signal")
+		r.OwnerKey = cmpOr(r.OwnerKey, "id")
 	}
 }
 
@@ -283,11 +441,109 @@ func (c *Config) Validate() error {
 			bad(field+".kind", "%q is not supported; use one of %s", s.Kind, kindList())
 			continue
 		}
+		c.validateSource(field, s, bad)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateSource(field string, s Source, bad func(field, format string, args ...any)) {
+	switch {
+	case s.Kind == events.KindZeroID && s.HasWebhook():
+		bad(field+".webhook", "ZeroID sends no webhooks; a zeroid source is a revocation target, configured with api: only")
+	case s.HasWebhook() && !webhookKinds[s.Kind]:
+		bad(field+".webhook", "webhooks from %s sources are not supported yet; remove webhook: and mirror the source by resync (api:)", s.Kind)
+	case s.HasWebhook():
 		if _, err := s.Verifier(nil); err != nil {
 			bad(field+".webhook", "%v", err)
 		}
 	}
-	return errors.Join(errs...)
+	if !s.HasWebhook() && !s.API.Configured() {
+		bad(field, "the source has neither webhook secrets nor api credentials; give it webhook: to receive its events, api: to resync from it or revoke through it, or both")
+	}
+	if s.API.Configured() {
+		if err := s.API.validate(s.Kind); err != nil {
+			bad(field+".api", "%v", err)
+		}
+		if s.API.RateLimit < 0 {
+			bad(field+".api.rate_limit", "must not be negative; 0 means no cap")
+		}
+	}
+	supported := resyncEntities[s.Kind]
+	for i, e := range s.Resync.Entities {
+		if !slices.Contains(supported, e) {
+			bad(fmt.Sprintf("%s.resync.entities[%d]", field, i), "%q cannot be resynced from a %s source; use %s", e, s.Kind, strings.Join(supported, ", "))
+		}
+	}
+	if s.Resync.Interval < Duration(time.Minute) {
+		bad(field+".resync.interval", "%s is too short; use at least 1m (default 6h)", s.Resync.Interval)
+	}
+	r := s.Revocation
+	for i, t := range r.Triggers {
+		if !slices.Contains(AllTriggers, t) {
+			bad(fmt.Sprintf("%s.revocation.triggers[%d]", field, i), "%q is not a trigger; use %s", t, strings.Join(AllTriggers, ", "))
+		}
+	}
+	if s.RevokesSessions() {
+		switch {
+		case !s.API.Configured():
+			bad(field+".revocation.sessions", "revoking sessions needs the source's api credentials; add api: or set sessions: false")
+		case !sessionKinds[s.Kind]:
+			bad(field+".revocation.sessions", "%s's management API has no documented session revocation; set sessions: false", s.Kind)
+		}
+	}
+	if r.ZeroID != "" {
+		target, ok := c.Source(r.ZeroID)
+		switch {
+		case !ok:
+			bad(field+".revocation.zeroid", "no source is named %q; name a source of kind zeroid", r.ZeroID)
+		case target.Kind != events.KindZeroID:
+			bad(field+".revocation.zeroid", "source %q is of kind %s; name a source of kind zeroid", r.ZeroID, target.Kind)
+		}
+	}
+	if r.ZeroIDAction != "signal" && r.ZeroIDAction != "offboard" {
+		bad(field+".revocation.zeroid_action", "%q is not an action; use signal or offboard", r.ZeroIDAction)
+	}
+	if r.OwnerKey != "id" && r.OwnerKey != "external_id" && r.OwnerKey != "email" {
+		bad(field+".revocation.owner_key", "%q is not a user attribute; use id, external_id or email", r.OwnerKey)
+	}
+}
+
+// validate checks that the credentials the kind needs are present. Messages name fields, never
+// values.
+func (a API) validate(kind events.Kind) error {
+	switch kind {
+	case events.KindClerk:
+		if a.SecretKey == "" {
+			return errors.New("secret_key is required for a clerk source (Configure → API keys → Secret key in the Clerk dashboard)")
+		}
+	case events.KindZitadel:
+		methods := 0
+		for _, set := range []bool{a.Token != "", a.ClientID != "" || a.ClientSecret != "", a.KeyFile != ""} {
+			if set {
+				methods++
+			}
+		}
+		switch {
+		case a.BaseURL == "":
+			return errors.New("base_url is required for a zitadel source: the instance URL, e.g. https://my-instance.zitadel.cloud")
+		case methods != 1:
+			return errors.New("set exactly one of token (a personal access token), client_id with client_secret, or key_file (a service user's JSON key)")
+		case (a.ClientID == "") != (a.ClientSecret == ""):
+			return errors.New("client_id and client_secret go together")
+		}
+	case events.KindAuthPI:
+		switch {
+		case a.KeyID == "" || a.KeySecret == "":
+			return errors.New("key_id and key_secret are required for an authpi source (an organization API key)")
+		case a.IssuerID == "":
+			return errors.New("issuer_id is required for an authpi source: the issuer whose users and organizations are mirrored")
+		}
+	case events.KindZeroID:
+		if a.BaseURL == "" || a.AccountID == "" || a.ProjectID == "" {
+			return errors.New("base_url, account_id and project_id are required for a zeroid source")
+		}
+	}
+	return nil
 }
 
 func kindList() string {
@@ -340,11 +596,6 @@ func (s Source) Verifier(now func() time.Time) (webhook.Verifier, error) {
 			return all[0], nil
 		}
 		return all, nil
-	case events.KindZeroID:
-		if len(w.BearerTokens) == 0 {
-			return nil, errors.New("a zeroid source needs at least one bearer token in bearer_tokens, shared with the relay that forwards ZeroID's revocation events")
-		}
-		return webhook.NewBearer(w.BearerTokens...)
 	}
 	return nil, fmt.Errorf("kind %q has no webhook verifier", s.Kind)
 }
@@ -358,6 +609,8 @@ func (c *Config) Source(name string) (Source, bool) {
 	}
 	return Source{}, false
 }
+
+func boolPtr(b bool) *bool { return &b }
 
 func nonEmpty(values []string) []string {
 	var out []string

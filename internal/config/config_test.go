@@ -67,35 +67,55 @@ func TestEnvironmentOverridesAndTypes(t *testing.T) {
 database: {url: "postgres://file/db", max_conns: "${MAX_CONNS}"}
 nats: {url: "nats://file:4222"}
 sources:
+  - name: c
+    kind: clerk
+    webhook: {secrets: ["${S}"]}
+    api: {secret_key: "${KEY}"}
   - name: z
-    kind: zitadel
-    webhook: {secrets: ["${KEY}"]}
-  - name: a
-    kind: authpi
-    webhook: {bearer_tokens: ["${TOKEN}"], secrets: ["${HMAC}"]}
+    kind: zeroid
+    api: {base_url: "http://zeroid", account_id: "${ACCOUNT}", project_id: "${PROJECT}"}
 `
 	// Secrets that look like YAML numbers, booleans or mappings stay strings.
 	cfg, err := config.Parse([]byte(yaml), env("DATABASE_URL", "postgres://env/db", "MAX_CONNS", "8",
-		"KEY", "123", "TOKEN", "yes", "HMAC", "a: b # c"))
+		"S", secret, "KEY", "123", "ACCOUNT", "yes", "PROJECT", "a: b # c"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Database.URL != "postgres://env/db" || cfg.Database.MaxConns != 8 || cfg.NATS.URL != "nats://file:4222" {
 		t.Errorf("database = %+v, nats = %+v", cfg.Database, cfg.NATS)
 	}
-	if got := cfg.Sources[0].Webhook.Secrets[0]; got != "123" {
-		t.Errorf("zitadel key = %q", got)
+	if got := cfg.Sources[0].API.SecretKey; got != "123" {
+		t.Errorf("secret key = %q", got)
 	}
-	a := cfg.Sources[1].Webhook
-	if a.BearerTokens[0] != "yes" || a.Secrets[0] != "a: b # c" {
-		t.Errorf("authpi webhook = %+v", a)
+	if a := cfg.Sources[1].API; a.AccountID != "yes" || a.ProjectID != "a: b # c" {
+		t.Errorf("zeroid api = %+v", a)
 	}
-	v, err := cfg.Sources[1].Verifier(nil)
+}
+
+func TestSourceDefaults(t *testing.T) {
+	t.Parallel()
+	yaml := `
+sources:
+  - {name: hooks-only, kind: clerk, webhook: {secrets: ["` + secret + `"]}}
+  - {name: full, kind: clerk, webhook: {secrets: ["` + secret + `"]}, api: {secret_key: sk}, revocation: {zeroid: agents}}
+  - {name: quiet, kind: clerk, api: {secret_key: sk}, revocation: {triggers: []}, resync: {periodic: false, entities: [users]}}
+  - {name: agents, kind: zeroid, api: {base_url: "http://z", account_id: a, project_id: p}}
+`
+	cfg, err := config.Parse([]byte(yaml), env())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if all, ok := v.(webhook.All); !ok || len(all) != 2 {
-		t.Errorf("bearer+signature verifier = %T", v)
+	hooks, full, quiet := cfg.Sources[0], cfg.Sources[1], cfg.Sources[2]
+	if hooks.RevokesSessions() || len(hooks.ResyncEntities()) != 0 || !hooks.HasWebhook() {
+		t.Errorf("a webhook-only source neither resyncs nor revokes sessions: %+v", hooks)
+	}
+	if !full.RevokesSessions() || len(full.ResyncEntities()) != 3 || !*full.Resync.Periodic ||
+		time.Duration(full.Resync.Interval) != 6*time.Hour || !full.Triggers(config.TriggerOrganizationSuspended) ||
+		full.Revocation.ZeroIDAction != "signal" || full.Revocation.OwnerKey != "id" {
+		t.Errorf("defaults with api: %+v", full)
+	}
+	if quiet.HasWebhook() || quiet.Triggers(config.TriggerUserDeleted) || *quiet.Resync.Periodic || len(quiet.ResyncEntities()) != 1 {
+		t.Errorf("explicit settings: %+v", quiet)
 	}
 }
 
@@ -119,8 +139,20 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 			[]string{`sources[1].name: "a" is already the name of sources[0]`}},
 		{"bad kind", "sources:\n  - {name: a, kind: okta}", env(),
 			[]string{`sources[0].kind: "okta" is not supported; use one of clerk, zitadel, authpi, zeroid`}},
-		{"clerk without secrets", "sources:\n  - {name: a, kind: clerk}", env(),
-			[]string{"sources[0].webhook: a clerk source needs at least one signing secret", "Signing Secret"}},
+		{"a source with nothing", "sources:\n  - {name: a, kind: clerk}", env(),
+			[]string{"sources[0]: the source has neither webhook secrets nor api credentials"}},
+		{"clerk api without its key", "sources:\n  - {name: a, kind: clerk, api: {rate_limit: 5, base_url: x}}", env(),
+			[]string{"sources[0].api: secret_key is required", "Secret key"}},
+		{"zeroid with a webhook", "sources:\n  - {name: z, kind: zeroid, webhook: {bearer_tokens: [t]}, api: {base_url: x, account_id: a, project_id: p}}", env(),
+			[]string{"sources[0].webhook: ZeroID sends no webhooks"}},
+		{"revocation target of the wrong kind", "sources:\n  - {name: a, kind: clerk, api: {secret_key: k}, revocation: {zeroid: a}}", env(),
+			[]string{`sources[0].revocation.zeroid: source "a" is of kind clerk; name a source of kind zeroid`}},
+		{"sessions without api", "sources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"" + secret + "\"]}, revocation: {sessions: true}}", env(),
+			[]string{"sources[0].revocation.sessions: revoking sessions needs the source's api credentials"}},
+		{"unknown trigger and entity", "sources:\n  - {name: a, kind: clerk, api: {secret_key: k}, revocation: {triggers: [user.gone]}, resync: {entities: [sessions]}}", env(),
+			[]string{`sources[0].revocation.triggers[0]: "user.gone" is not a trigger`, `sources[0].resync.entities[0]: "sessions" cannot be resynced`}},
+		{"zitadel without one auth method", "sources:\n  - {name: z, kind: zitadel, api: {base_url: x, token: t, client_id: c, client_secret: s}}", env(),
+			[]string{"sources[0].api: set exactly one of token"}},
 		{"bad duration", "nats: {max_age: 7d}\nsources: []", env(), []string{`"7d" is not a duration`, "168h"}},
 		{"several problems at once", "worker: {batch_size: 5000}\nnats: {replicas: 9}\nsources: []", env(),
 			[]string{"worker.batch_size: 5000 is out of range", "nats.replicas: 9 is out of range", "sources: at least one"}},
