@@ -35,8 +35,6 @@ type Change struct {
 	WasDeleted bool
 	// WasSuspended is the organization's suspended flag before.
 	WasSuspended bool
-	// CascadedUserIDs lists the members whose memberships a deletion tombstoned.
-	CascadedUserIDs []string
 }
 
 // ApplyOptions qualify one mirror write.
@@ -127,11 +125,9 @@ func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, opts
 		return Change{}, fmt.Errorf("applying user %s: %w", u.ID, err)
 	}
 	if u.Deleted && c.Applied {
-		ids, err := tombstoneMemberships(ctx, db, source, "user_id", u.ID, u.Version, orNow(deletedAt))
-		if err != nil {
+		if err := tombstoneMemberships(ctx, db, source, "user_id", u.ID, u.Version, orNow(deletedAt)); err != nil {
 			return Change{}, err
 		}
-		c.CascadedUserIDs = ids
 	}
 	return c, nil
 }
@@ -174,35 +170,23 @@ func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Or
 		return Change{}, fmt.Errorf("applying organization %s: %w", o.ID, err)
 	}
 	if o.Deleted && c.Applied {
-		ids, err := tombstoneMemberships(ctx, db, source, "organization_id", o.ID, o.Version, orNow(deletedAt))
-		if err != nil {
+		if err := tombstoneMemberships(ctx, db, source, "organization_id", o.ID, o.Version, orNow(deletedAt)); err != nil {
 			return Change{}, err
 		}
-		c.CascadedUserIDs = ids
 	}
 	return c, nil
 }
 
 // tombstoneMemberships deletes the live memberships of a deleted user or organization, raising
 // their version to the deletion's so that no older membership event revives them.
-func tombstoneMemberships(ctx context.Context, db DBTX, source, column, id string, version events.Version, at time.Time) ([]string, error) {
-	rows, err := db.Query(ctx, `
+func tombstoneMemberships(ctx context.Context, db DBTX, source, column, id string, version events.Version, at time.Time) error {
+	_, err := db.Exec(ctx, `
 		UPDATE memberships SET deleted_at = $3, source_version = greatest(source_version, $4), synced_at = now()
-		WHERE source = $1 AND `+column+` = $2 AND deleted_at IS NULL
-		RETURNING user_id`, source, id, at, version)
+		WHERE source = $1 AND `+column+` = $2 AND deleted_at IS NULL`, source, id, at, version)
 	if err != nil {
-		return nil, fmt.Errorf("tombstoning memberships of %s: %w", id, err)
+		return fmt.Errorf("tombstoning memberships of %s: %w", id, err)
 	}
-	var ids []string
-	for rows.Next() {
-		var uid string
-		if err := rows.Scan(&uid); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, uid)
-	}
-	return ids, rows.Err()
+	return nil
 }
 
 // ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at

@@ -213,8 +213,13 @@ func TestApplyUserVersionGuardAndTombstone(t *testing.T) {
 
 	del := &events.User{ID: "u1", Deleted: true, Version: 250, Raw: json.RawMessage(`{"deleted":true}`)}
 	c := apply(del)
-	if !c.Applied || c.WasDeleted || !slices.Equal(c.CascadedUserIDs, []string{"u1"}) {
-		t.Fatalf("delete: %+v (a deletion applies even when older than the row, and cascades)", c)
+	if !c.Applied || c.WasDeleted {
+		t.Fatalf("delete: %+v (a deletion applies even when older than the row)", c)
+	}
+	var liveMemberships int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE user_id = 'u1' AND deleted_at IS NULL`).Scan(&liveMemberships)
+	if liveMemberships != 0 {
+		t.Fatal("the user's deletion did not tombstone its memberships")
 	}
 	if r := readUser(t, pool, "u1"); !r.Deleted || r.Version != 300 || r.FirstName == "" {
 		t.Fatalf("after delete: %+v (keeps the last state, version stays the highest)", r)
@@ -303,13 +308,21 @@ func TestApplyOrganizationDeletionCascades(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	c, err := store.ApplyOrganization(ctx, pool, "s", &events.Organization{ID: "o1", Deleted: true, Version: 20, Raw: json.RawMessage(`{}`)}, store.ApplyOptions{DeletedAt: at})
-	if err != nil {
+	// u3 left moments before the deletion (an IdP cascading membership deletions first).
+	left := &events.Membership{OrganizationID: "o1", UserID: "u3", Deleted: true, Version: 15, Raw: json.RawMessage(`{}`)}
+	if _, err := store.ApplyMembership(ctx, pool, "s", left, store.ApplyOptions{DeletedAt: at.Add(-10 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(c.CascadedUserIDs)
-	if !c.Applied || !slices.Equal(c.CascadedUserIDs, []string{"u1", "u2", "u3"}) {
-		t.Fatalf("delete: %+v", c)
+	c, err := store.ApplyOrganization(ctx, pool, "s", &events.Organization{ID: "o1", Deleted: true, Version: 20, Raw: json.RawMessage(`{}`)}, store.ApplyOptions{DeletedAt: at})
+	if err != nil || !c.Applied {
+		t.Fatalf("delete: %+v %v", c, err)
+	}
+	members, err := store.MembersSince(ctx, pool, "s", "o1", at.Add(-time.Minute))
+	if err != nil || !slices.Equal(members, []string{"u1", "u2", "u3"}) {
+		t.Fatalf("members removed by the deletion: %v %v", members, err)
+	}
+	if live, _ := store.MembersSince(ctx, pool, "s", "o1", time.Time{}); len(live) != 0 {
+		t.Fatalf("live members after the deletion: %v", live)
 	}
 	var live int
 	var deletedAt time.Time
