@@ -9,6 +9,7 @@
 //	run      consume the event stream, record events and work the jobs (the default)
 //	migrate  apply idpsync's and River's migrations to the configured schema
 //	replay   re-drive events from the event log, the stream or the dead letters
+//	resync   resync a source from its management API now
 //
 // Environment: IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, and
 // whatever the config references as ${NAME}.
@@ -57,6 +58,7 @@ var commands = []command{
 	{"run", "consume the event stream, record events and work the jobs (the default)", runWorker},
 	{"migrate", "apply idpsync's and River's migrations to the configured schema", runMigrate},
 	{"replay", "re-drive events from the event log, the stream or the dead letters", runReplay},
+	{"resync", "resync a source from its management API now (-wait shows the progress)", runResync},
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

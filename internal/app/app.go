@@ -22,7 +22,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/connector"
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/receiver"
@@ -101,11 +103,17 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	}
 	sources := make([]receiver.Source, 0, len(cfg.Sources))
 	for _, s := range cfg.Sources {
+		if !s.HasWebhook() {
+			continue // resync and revocation only
+		}
 		v, err := s.Verifier(nil)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		sources = append(sources, receiver.Source{Name: s.Name, Kind: s.Kind, Verifier: v})
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("no source has webhook settings, so the receiver has nothing to receive")
 	}
 	h, err := receiver.New(receiver.Config{
 		Sources:      sources,
@@ -125,6 +133,26 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 // NewWorker builds the worker of cfg; its metrics go to reg, which its admin server serves.
 func NewWorker(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*worker.Worker, error) {
 	w := cfg.Worker
+	idps, err := connector.Build(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	policies := map[string]handlers.Policy{}
+	var resyncs []worker.ResyncSchedule
+	for _, s := range cfg.Sources {
+		r := s.Revocation
+		triggers := map[string]bool{}
+		for _, t := range r.Triggers {
+			triggers[t] = true
+		}
+		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
+			Offboard: r.ZeroIDAction == "offboard", OwnerKey: r.OwnerKey}
+		if *s.Resync.Periodic {
+			for _, e := range s.ResyncEntities() {
+				resyncs = append(resyncs, worker.ResyncSchedule{Source: s.Name, Entity: e, Interval: time.Duration(s.Resync.Interval)})
+			}
+		}
+	}
 	adminAddr := w.AdminAddr
 	if adminAddr == "-" {
 		adminAddr = ""
@@ -141,6 +169,11 @@ func NewWorker(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger 
 		KindOf:           KindOf(cfg),
 		BatchSize:        w.BatchSize,
 		ReconcileWorkers: w.ReconcileWorkers,
+		RevokeWorkers:    w.RevokeWorkers,
+		ResyncWorkers:    w.ResyncWorkers,
+		IdPs:             idps,
+		Policies:         policies,
+		Resyncs:          resyncs,
 		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
 		AdminAddr:        adminAddr,
 		RiverUI:          w.RiverUI,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
 	"github.com/idpsync/idpsync/internal/store/storetest"
 	"github.com/idpsync/idpsync/internal/webhook"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -35,28 +35,50 @@ const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // stack is the whole pipeline of one test: an in-process NATS, a schema of the real Postgres, the
 // receiver and the worker wired exactly as cmd/receiver and cmd/worker wire them.
 type stack struct {
-	t       *testing.T
-	cfg     *config.Config
-	nats    *natstest.Server
-	pool    *pgxpool.Pool
-	bus     *natsbus.Bus
-	url     string // the webhook endpoint of the source "clerk-e2e"
-	seq     atomic.Int64
-	stopped chan struct{}
+	t      *testing.T
+	cfg    *config.Config
+	nats   *natstest.Server
+	pool   *pgxpool.Pool
+	bus    *natsbus.Bus
+	url    string // the webhook endpoint of the source "clerk-e2e"
+	seq    atomic.Int64
+	logger *slog.Logger
+
+	worker     *worker.Worker
+	stopWorker context.CancelFunc
+	workerDone chan struct{}
 }
 
-func startStack(t *testing.T) *stack {
+// stackOption adjusts a stack's configuration.
+type stackOption func(*stackConfig)
+
+type stackConfig struct {
+	// sources is the YAML of the sources list.
+	sources string
+	// worker is the YAML of the worker section.
+	worker string
+}
+
+// withSources replaces the sources (by default: clerk-e2e, webhook only).
+func withSources(yaml string) stackOption { return func(c *stackConfig) { c.sources = yaml } }
+
+// withWorker replaces the worker section.
+func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worker = yaml } }
+
+func startStack(t *testing.T, opts ...stackOption) *stack {
 	t.Helper()
-	s := &stack{t: t, nats: natstest.Start(t), stopped: make(chan struct{})}
+	sc := stackConfig{
+		sources: fmt.Sprintf(`[{name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}}]`, secret),
+		worker:  `{admin_addr: "-", ack_wait: 5s, reconcile_workers: 4}`,
+	}
+	for _, o := range opts {
+		o(&sc)
+	}
+	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var schema string
 	s.pool, schema = storetest.NewSchema(t)
-	yaml := fmt.Sprintf(`
-database: {schema: %s}
-receiver: {addr: "127.0.0.1:0", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}
-worker: {admin_addr: "-", ack_wait: 5s, reconcile_workers: 4}
-sources:
-  - {name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}}
-`, schema, secret)
+	yaml := fmt.Sprintf("database: {schema: %s}\nreceiver: {addr: \"127.0.0.1:0\", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}\nworker: %s\nsources: %s\n",
+		schema, sc.worker, sc.sources)
 	var err error
 	s.cfg, err = config.Parse([]byte(yaml), func(k string) string {
 		return map[string]string{"NATS_URL": s.nats.URL(), "DATABASE_URL": storetest.DatabaseURL()}[k]
@@ -64,39 +86,59 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	s.bus, err = app.ConnectBus(ctx, s.cfg, "e2e", logger)
+	s.bus, err = app.ConnectBus(ctx, s.cfg, "e2e", s.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := app.NewRegistry()
-	srv, err := app.NewReceiver(s.cfg, s.bus, logger, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := app.NewWorker(s.cfg, s.pool, s.bus, logger, reg)
+	srv, err := app.NewReceiver(s.cfg, s.bus, s.logger, app.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.url = "http://" + srv.Addr() + "/webhooks/clerk-e2e"
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
 		if err := srv.Serve(ctx); err != nil {
 			t.Errorf("receiver: %v", err)
 		}
-	})
-	wg.Go(func() {
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
+	}()
+	s.startWorker()
 	t.Cleanup(func() {
+		s.stopWorkerAndWait()
 		cancel()
-		wg.Wait()
+		<-served
 		s.bus.Conn().Close()
 	})
 	return s
+}
+
+// startWorker starts a worker process, as a (re)started deployment would.
+func (s *stack) startWorker() {
+	s.t.Helper()
+	w, err := app.NewWorker(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.worker, s.stopWorker, s.workerDone = w, cancel, make(chan struct{})
+	done := s.workerDone
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			s.t.Errorf("worker: %v", err)
+		}
+	}()
+}
+
+// stopWorkerAndWait stops the worker as SIGTERM would, and waits until it has stopped.
+func (s *stack) stopWorkerAndWait() {
+	if s.stopWorker == nil {
+		return
+	}
+	s.stopWorker()
+	<-s.workerDone
+	s.stopWorker = nil
 }
 
 // deliver signs body as Clerk's Svix does and posts it under delivery id, returning the status.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,9 +44,23 @@ func (ApplyEventArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueReconcile, MaxAttempts: 10}
 }
 
-// ChangeHook reacts, inside the job's transaction, to an event that changed the mirror; jobs it
-// inserts with tx commit atomically with the change. (Revocations hook in here.)
-type ChangeHook func(ctx context.Context, tx pgx.Tx, source string, ev events.Event, c store.Change) error
+// Change is a change of the mirror, made by an event or found by a resync.
+type Change struct {
+	Source string
+	// Event carries the entity as written (a resync's finding is an event too: a deletion it
+	// confirmed is a UserDeleted, and so on).
+	Event  events.Event
+	Result store.Change
+	// EventID is the event log row that made the change; 0 for a resync.
+	EventID int64
+	// ReceivedAt is when the webhook was received, or when the resync found the change.
+	ReceivedAt time.Time
+}
+
+// ChangeHook reacts to a change inside the transaction that wrote it: jobs it inserts with tx
+// commit atomically with the change. It runs within a River job, so river.ClientFromContext
+// works. (The revocation policy hooks in here.)
+type ChangeHook func(ctx context.Context, tx pgx.Tx, c Change) error
 
 // ApplyEventWorker works ApplyEventArgs. The mirror write, the event's status and the job's
 // completion commit in one transaction, so a crash anywhere leaves either all of them or none.
@@ -77,15 +92,14 @@ func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventAr
 			// Replay the event once the parser is fixed.
 			return river.JobCancel(fmt.Errorf("event %d no longer parses: %w", rec.ID, err))
 		}
-		status, change, err := apply(ctx, tx, rec, ev, store.ApplyOptions{DeletedAt: rec.OccurredAt, Reapply: job.Args.Reapply})
+		status, change, err := apply(ctx, tx, rec.Source, ev, store.ApplyOptions{DeletedAt: rec.OccurredAt, Reapply: job.Args.Reapply})
 		if err != nil {
 			return err
 		}
 		if change.Applied {
-			for _, hook := range w.hooks {
-				if err := hook(ctx, tx, rec.Source, ev, change); err != nil {
-					return err
-				}
+			c := Change{Source: rec.Source, Event: ev, Result: change, EventID: rec.ID, ReceivedAt: rec.ReceivedAt}
+			if err := runHooks(ctx, tx, w.hooks, c); err != nil {
+				return err
 			}
 		}
 		if err := store.SetEventStatus(ctx, tx, rec.ID, status); err != nil {
@@ -99,19 +113,28 @@ func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventAr
 	})
 }
 
+func runHooks(ctx context.Context, tx pgx.Tx, hooks []ChangeHook, c Change) error {
+	for _, hook := range hooks {
+		if err := hook(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // apply writes the event's entity to the mirror and returns the event's new status.
-func apply(ctx context.Context, tx pgx.Tx, rec store.RecordedEvent, ev events.Event, opts store.ApplyOptions) (string, store.Change, error) {
+func apply(ctx context.Context, tx pgx.Tx, source string, ev events.Event, opts store.ApplyOptions) (string, store.Change, error) {
 	var (
 		c   store.Change
 		err error
 	)
 	switch {
 	case ev.User != nil:
-		c, err = store.ApplyUser(ctx, tx, rec.Source, ev.User, opts)
+		c, err = store.ApplyUser(ctx, tx, source, ev.User, opts)
 	case ev.Organization != nil:
-		c, err = store.ApplyOrganization(ctx, tx, rec.Source, ev.Organization, opts)
+		c, err = store.ApplyOrganization(ctx, tx, source, ev.Organization, opts)
 	case ev.Membership != nil:
-		c, err = store.ApplyMembership(ctx, tx, rec.Source, ev.Membership, opts)
+		c, err = store.ApplyMembership(ctx, tx, source, ev.Membership, opts)
 	default:
 		return store.StatusRecorded, c, nil
 	}

@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,16 @@ type Config struct {
 	BatchSize int
 	// ReconcileWorkers is how many mirror jobs run at once. Defaults to 20.
 	ReconcileWorkers int
+	// RevokeWorkers is how many calls back to the IdPs run at once. Defaults to 10.
+	RevokeWorkers int
+	// ResyncWorkers is how many resyncs run at once. Defaults to 2.
+	ResyncWorkers int
+	// IdPs are the sources' management APIs, for resyncs and revocations.
+	IdPs handlers.IdPs
+	// Policies are the sources' revocation policies, by source name.
+	Policies map[string]handlers.Policy
+	// Resyncs are the periodic resyncs this process schedules when it is River's leader.
+	Resyncs []ResyncSchedule
 	// ShutdownTimeout bounds how long running jobs may finish on shutdown. Defaults to 25s.
 	ShutdownTimeout time.Duration
 	// AdminAddr serves /metrics, /healthz, /readyz and /riverui/. Empty: no admin server.
@@ -58,6 +69,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the worker's metrics and is served at /metrics. Defaults to a new registry.
 	Registry *prometheus.Registry
+}
+
+// ResyncSchedule is a periodic resync of one entity of one source.
+type ResyncSchedule struct {
+	Source, Entity string
+	Interval       time.Duration
 }
 
 // Worker is a running worker process.
@@ -81,9 +98,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	if cfg.ReconcileWorkers <= 0 {
-		cfg.ReconcileWorkers = 20
-	}
+	cfg.ReconcileWorkers = cmp.Or(cfg.ReconcileWorkers, 20)
+	cfg.RevokeWorkers = cmp.Or(cfg.RevokeWorkers, 10)
+	cfg.ResyncWorkers = cmp.Or(cfg.ResyncWorkers, 2)
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 25 * time.Second
 	}
@@ -91,11 +108,30 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	hm, err := handlers.NewMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	hooks := append([]handlers.ChangeHook{handlers.NewRevocationPolicy(cfg.Policies, cfg.Logger).React}, cfg.Hooks...)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.Logger, cfg.Hooks...))
+	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.Logger, hooks...))
+	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, hooks...))
+	handlers.NewRevokeWorkers(cfg.Pool, cfg.IdPs, cfg.Logger, hm).Register(workers)
+	var periodic []*river.PeriodicJob
+	for _, r := range cfg.Resyncs {
+		args := handlers.ResyncArgs{Source: r.Source, Entity: r.Entity}
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(r.Interval),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{ID: "resync:" + r.Source + ":" + r.Entity}))
+	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
-		Queues:       map[string]river.QueueConfig{handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers}},
+		Queues: map[string]river.QueueConfig{
+			handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers},
+			handlers.QueueRevoke:    {MaxWorkers: cfg.RevokeWorkers},
+			handlers.QueueResync:    {MaxWorkers: cfg.ResyncWorkers},
+		},
 		Workers:      workers,
+		PeriodicJobs: periodic,
 		Schema:       cfg.Schema,
 		Logger:       slog.New(quieter{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "river"),
 		ErrorHandler: &jobErrorLogger{logger: cfg.Logger},

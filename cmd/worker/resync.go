@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/store"
+)
+
+func runResync(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("resync", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	source := fs.String("source", "", "the source to resync (required)")
+	entities := fs.String("entity", "", "users, organizations, memberships, comma-separated (default: all the source resyncs)")
+	wait := fs.Bool("wait", false, "wait for the resyncs to finish, showing their progress")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	src, ok := e.cfg.Source(*source)
+	switch {
+	case *source == "":
+		return errors.New("-source is required")
+	case !ok:
+		return fmt.Errorf("-source: no source named %q in the configuration", *source)
+	case len(src.ResyncEntities()) == 0:
+		return fmt.Errorf("source %s has no api credentials to resync from", *source)
+	}
+	list := src.ResyncEntities()
+	if *entities != "" {
+		list = split(*entities)
+		for _, en := range list {
+			if !slices.Contains(src.ResyncEntities(), en) {
+				return fmt.Errorf("-entity: source %s resyncs %s, not %q", *source, strings.Join(src.ResyncEntities(), ", "), en)
+			}
+		}
+	}
+
+	pool, err := app.OpenDatabase(ctx, e.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: e.cfg.Database.Schema})
+	if err != nil {
+		return err
+	}
+	jobs := make(map[string]int64, len(list))
+	for _, en := range list {
+		res, err := client.Insert(ctx, handlers.ResyncArgs{Source: *source, Entity: en}, nil)
+		if err != nil {
+			return fmt.Errorf("enqueueing the resync of %s: %w", en, err)
+		}
+		jobs[en] = res.Job.ID
+		if res.UniqueSkippedAsDuplicate {
+			fmt.Fprintf(e.stdout, "a resync of %s %s is already under way (job %d)\n", *source, en, res.Job.ID)
+		} else {
+			fmt.Fprintf(e.stdout, "resync of %s %s enqueued (job %d); a running worker takes it\n", *source, en, res.Job.ID)
+		}
+	}
+	if !*wait {
+		return nil
+	}
+	return follow(ctx, e, pool, list, jobs)
+}
+
+// follow shows the runs' progress until they finish: one line rewritten in place on a terminal, a
+// line every five seconds otherwise.
+func follow(ctx context.Context, e *env, pool store.DBTX, entities []string, jobs map[string]int64) error {
+	tty := isTerminal(e.stderr)
+	ticker := time.NewTicker(500 * time.Millisecond)
+	defer ticker.Stop()
+	var lastPrint time.Time
+	for {
+		runs := map[string]store.ResyncRun{}
+		done := 0
+		for _, en := range entities {
+			r, err := store.GetResyncRunByJob(ctx, pool, jobs[en])
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			runs[en] = r
+			if r.Status == store.RunSucceeded || r.Status == store.RunFailed {
+				done++
+			}
+		}
+		var parts []string
+		for _, en := range entities {
+			r := runs[en]
+			switch r.Status {
+			case "":
+				parts = append(parts, en+": waiting for a worker")
+			default:
+				parts = append(parts, fmt.Sprintf("%s: %s, %d seen, drift +%d ~%d -%d", en, r.Status, r.Seen, r.Created, r.Updated, r.Deleted))
+			}
+		}
+		line := strings.Join(parts, " | ")
+		switch {
+		case tty:
+			fmt.Fprintf(e.stderr, "\r\033[K%s", line)
+		case time.Since(lastPrint) >= 5*time.Second || done == len(entities):
+			fmt.Fprintln(e.stderr, line)
+			lastPrint = time.Now()
+		}
+		if done == len(entities) {
+			if tty {
+				fmt.Fprintln(e.stderr)
+			}
+			var failed []string
+			for _, en := range entities {
+				r := runs[en]
+				fmt.Fprintf(e.stdout, "%s %s: %s in %s; %d seen, %d created, %d updated, %d deleted, %d skipped\n",
+					r.Source, en, r.Status, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), r.Seen, r.Created, r.Updated, r.Deleted, r.Skipped)
+				if r.Status == store.RunFailed {
+					failed = append(failed, en+": "+r.Error)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("resync failed (nothing was deleted): %s", strings.Join(failed, "; "))
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,217 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/idpsync/idpsync/internal/fakeidp"
+)
+
+// revocationStack is a stack whose Clerk source revokes sessions at the Clerk fake and signals the
+// ZeroID fake's agents; the Clerk fake delivers its webhooks to the receiver.
+func revocationStack(t *testing.T, policy string) (*stack, *fakeidp.Clerk, *fakeidp.ZeroID) {
+	t.Helper()
+	clerkFake := startClerk(t, fakeidp.ClerkOptions{Seed: 11})
+	zero := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Seed: 12})
+	zero.Start()
+	t.Cleanup(zero.Close)
+	account, project := zero.Tenant()
+	sources := "[" + clerkSource(clerkFake, ", revocation: "+policy) +
+		fmt.Sprintf(`, {name: agents, kind: zeroid, api: {base_url: %q, account_id: %q, project_id: %q, token: %q}}]`,
+			zero.URL(), account, project, zero.AdminToken())
+	s := startStack(t, withSources(sources))
+	clerkFake.SetWebhookTarget(fakeidp.WebhookTarget{URL: s.url, Secret: secret})
+	return s, clerkFake, zero
+}
+
+// person is a Clerk user with sessions and owned agents.
+type person struct {
+	id       string
+	sessions []string
+	agents   []string
+}
+
+func newPerson(t *testing.T, c *fakeidp.Clerk, z *fakeidp.ZeroID, name string) person {
+	t.Helper()
+	u := c.CreateUser(fakeidp.ClerkUser{FirstName: name, Email: name + "@example.com"})
+	p := person{id: u.ID}
+	for range 2 {
+		sess, err := c.CreateSession(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.sessions = append(p.sessions, sess.ID)
+		agent := z.CreateIdentity(fakeidp.ZeroIDIdentity{Name: name + "-agent", IdentityType: "agent", Status: "active", OwnerUserID: u.ID})
+		p.agents = append(p.agents, agent.ID)
+	}
+	return p
+}
+
+// quiescent waits until no job is left to run.
+func (s *stack) quiescent() {
+	s.t.Helper()
+	s.eventually("the jobs to be done", func() bool {
+		return s.scalar(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`) == int64(0) &&
+			s.consumerPending() == 0
+	})
+}
+
+func mutationIDs(ms []fakeidp.Mutation) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func sorted(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// An organization deleted at Clerk: every member's sessions are revoked at Clerk and ZeroID gets a
+// signal per agent a member owns; nobody else is touched; the same webhook again calls nobody.
+func TestOrganizationDeletedRevokesEveryMember(t *testing.T) {
+	t.Parallel()
+	s, c, z := revocationStack(t, "{zeroid: agents}")
+	ctx := context.Background()
+
+	org := c.CreateOrganization(fakeidp.ClerkOrganization{Name: "Acme"})
+	var members []person
+	for i := range 5 {
+		p := newPerson(t, c, z, fmt.Sprint("member", i))
+		if _, err := c.AddMembership(org.ID, p.id, "org:member"); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, p)
+	}
+	outsider := newPerson(t, c, z, "outsider")
+	if err := c.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.eventually("the memberships in the mirror", func() bool {
+		return s.scalar(`SELECT count(*) FROM memberships WHERE organization_id = $1 AND deleted_at IS NULL`, org.ID) == int64(5)
+	})
+
+	start := time.Now()
+	if err := c.DeleteOrganization(org.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.quiescent()
+
+	var wantSessions, wantAgents []string
+	for _, m := range members {
+		wantSessions, wantAgents = append(wantSessions, m.sessions...), append(wantAgents, m.agents...)
+	}
+	if got := mutationIDs(c.MutationsOf("session.revoke")); !slices.Equal(got, sorted(wantSessions)) {
+		t.Fatalf("sessions revoked at Clerk: %v, want the members' %v", got, sorted(wantSessions))
+	}
+	signals := z.MutationsOf("signal.ingest")
+	var signalled []string
+	for _, m := range signals {
+		var body struct {
+			IdentityID string `json:"identity_id"`
+			Severity   string `json:"severity"`
+		}
+		if err := json.Unmarshal(m.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Severity != "critical" && body.Severity != "high" {
+			t.Fatalf("signal severity %q does not force revocation", body.Severity)
+		}
+		signalled = append(signalled, body.IdentityID)
+	}
+	slices.Sort(signalled)
+	if !slices.Equal(signalled, sorted(wantAgents)) {
+		t.Fatalf("ZeroID signalled %v, want one per member's agent %v", signalled, sorted(wantAgents))
+	}
+	for _, sid := range outsider.sessions {
+		if sess, _ := c.Session(sid); sess.Status != "active" {
+			t.Fatalf("the outsider's session %s is %s", sid, sess.Status)
+		}
+	}
+
+	// The audit: every call, with its outcome and the time from the webhook's receipt.
+	var calls, done int64
+	var slowest float64
+	err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE outcome = 'done'),
+		coalesce(max(extract(epoch FROM completed_at - triggered_at)), -1) FROM revocations WHERE trigger = 'organization.deleted'`).Scan(&calls, &done, &slowest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(5 + 10 + 5 + 10); calls != want || done != want || slowest < 0 || slowest > time.Since(start).Seconds() {
+		t.Fatalf("revocations: %d calls, %d done, slowest %.3fs; want %d done within %s", calls, done, slowest, want, time.Since(start))
+	}
+
+	// The IdP delivers the same webhook again: nothing more is called.
+	deliveries := c.Deliveries()
+	i := slices.IndexFunc(deliveries, func(d fakeidp.Delivery) bool { return d.Type == "organization.deleted" })
+	if i < 0 {
+		t.Fatal("the fake sent no organization.deleted")
+	}
+	last := deliveries[i]
+	revokedBefore, signalsBefore := len(c.MutationsOf("session.revoke")), len(z.MutationsOf("signal.ingest"))
+	if code := s.deliver(last.ID, last.Body); code != http.StatusAccepted {
+		t.Fatalf("redelivery: %d", code)
+	}
+	s.quiescent()
+	if len(c.MutationsOf("session.revoke")) != revokedBefore || len(z.MutationsOf("signal.ingest")) != signalsBefore {
+		t.Fatal("the same webhook delivered again made calls again")
+	}
+}
+
+// Clerk answers the revocations with 429: they wait for the Retry-After and then happen; none is
+// lost.
+func TestRateLimitedRevocationIsDelayedNotLost(t *testing.T) {
+	t.Parallel()
+	s, c, z := revocationStack(t, "{zeroid: agents, zeroid_action: offboard}")
+	ctx := context.Background()
+	p := newPerson(t, c, z, "banned")
+	if err := c.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.eventually("the user in the mirror", func() bool { return s.scalar(`SELECT count(*) FROM users WHERE id = $1`, p.id) == int64(1) })
+
+	c.FailNext(3, fakeidp.Failure{Status: http.StatusTooManyRequests, RetryAfter: time.Second, PathPrefix: "/v1/sessions/", Method: http.MethodPost})
+	if _, err := c.UpdateUser(p.id, func(u *fakeidp.ClerkUser) { u.Banned = true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.eventually("both sessions revoked", func() bool { return len(c.MutationsOf("session.revoke")) == 2 })
+	s.quiescent()
+
+	var limited int
+	for _, r := range c.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Fatalf("%d requests were rate limited, want the 3 injected", limited)
+	}
+	if got := mutationIDs(c.MutationsOf("session.revoke")); !slices.Equal(got, sorted(p.sessions)) {
+		t.Fatalf("revoked %v, want %v", got, sorted(p.sessions))
+	}
+	// Offboarding is one call for the owner.
+	if off := z.MutationsOf("identity.offboard"); len(off) != 1 {
+		t.Fatalf("offboard calls: %+v", off)
+	}
+	if n := s.scalar(`SELECT count(*) FROM revocations WHERE trigger = 'user.banned' AND outcome = 'done'`); n != int64(1+2+1) {
+		t.Fatalf("revocations done: %v, want list + 2 sessions + offboard", n)
+	}
+}

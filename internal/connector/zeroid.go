@@ -1,0 +1,43 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/idpclient/zeroid"
+)
+
+// zeroidAgents revokes the credentials of ZeroID agent identities.
+type zeroidAgents struct{ c *zeroid.Client }
+
+var _ handlers.AgentRevoker = (*zeroidAgents)(nil)
+
+func (a *zeroidAgents) OwnedAgents(ctx context.Context, owner string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for id, err := range a.c.ListIdentities(ctx, &zeroid.ListIdentitiesParams{OwnerUserID: owner, Status: "active"}) {
+			if err != nil {
+				yield("", err)
+				return
+			}
+			if !yield(id.ID, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (a *zeroidAgents) SignalAgent(ctx context.Context, identityID string, s handlers.Signal) error {
+	_, err := a.c.IngestSignal(ctx, &zeroid.IngestSignalParams{IdentityID: identityID, SignalType: s.Type, Severity: s.Severity,
+		Source: s.Source, Payload: s.Payload})
+	return err
+}
+
+func (a *zeroidAgents) Offboard(ctx context.Context, owner, reason string) (string, error) {
+	res, err := a.c.OffboardByOwner(ctx, owner, reason)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d identities deactivated, %d credentials revoked", res.IdentitiesDeactivated, res.CredentialsRevoked), nil
+}
