@@ -7,8 +7,12 @@
 //     its store under .data/nats and fsyncs every write.
 //   - The receiver on 127.0.0.1:8080 and the worker, whose admin server (127.0.0.1:9090) serves
 //     the metrics of both and River UI.
-//   - Without -config, one demo Clerk source, "clerk-demo", whose signing secret is generated once
-//     into .data/demo-secret and printed with a command that signs and sends a sample event.
+//   - Without -config, a demo: fake Clerk and ZeroID management APIs in this process, seeded with
+//     users, organizations, sessions and agents; a source "clerk-demo" that receives the fake
+//     Clerk's signed webhooks (its signing secret is generated once into .data/demo-secret),
+//     resyncs from its API and revokes through it and the fake ZeroID. The effective configuration
+//     is written to .data/idpsync-dev.yaml, so that `worker -config .data/idpsync-dev.yaml …`
+//     commands work against the running stack.
 //
 // Ctrl-C stops everything: the receiver drains, the worker records what it holds and finishes its
 // jobs, then the embedded server stops.
@@ -16,8 +20,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +33,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
 	"github.com/idpsync/idpsync/internal/store"
 )
@@ -44,12 +47,10 @@ func main() {
 	}
 }
 
-const demoSource = "clerk-demo"
-
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("IDPSYNC_CONFIG"), "configuration file; without one, a demo Clerk source is served")
+	configFile := fs.String("config", getenv("IDPSYNC_CONFIG"), "configuration file; without one, a demo with fake IdPs is served")
 	addr := fs.String("addr", "127.0.0.1:8080", "receiver address (overrides receiver.addr)")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "worker admin address: metrics and River UI (overrides worker.admin_addr)")
 	dataDir := fs.String("data", ".data", "directory for the embedded NATS store and the demo secret")
@@ -86,22 +87,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return getenv(k)
 	}
 
-	// Configuration: the given file, or the demo source.
+	// Configuration: the given file, or the demo.
 	var (
-		cfg    *config.Config
-		secret string
+		cfg        *config.Config
+		d          *demo
+		configPath = *configFile
 	)
-	if *configPath != "" {
-		cfg, err = config.Load(*configPath, getenvDev)
+	if configPath != "" {
+		cfg, err = config.Load(configPath, getenvDev)
 	} else {
-		if secret, err = demoSecret(filepath.Join(*dataDir, "demo-secret")); err != nil {
+		if d, err = startDemo(*dataDir); err != nil {
 			return err
 		}
-		cfg, err = config.Parse([]byte(fmt.Sprintf(`
-worker: {river_ui: true}
-sources:
-  - {name: %s, kind: clerk, webhook: {secrets: [%q]}}
-`, demoSource, secret)), getenvDev)
+		defer d.close(context.WithoutCancel(ctx))
+		yaml := d.config()
+		if cfg, err = config.Parse([]byte(yaml), getenvDev); err != nil {
+			return err
+		}
+		configPath = filepath.Join(*dataDir, "idpsync-dev.yaml")
+		effective := fmt.Sprintf("# written by `make run`; valid while it runs\ndatabase: {url: %q}\nnats: {url: %q}\n%s", cfg.Database.URL, cfg.NATS.URL, yaml)
+		err = os.WriteFile(configPath, []byte(effective), 0o600)
 	}
 	if err != nil {
 		return err
@@ -141,7 +146,18 @@ sources:
 		return err
 	}
 
-	printBanner(stdout, cfg, srv.Addr(), w.AdminAddr(), natsNote, secret)
+	printBanner(stdout, cfg, srv.Addr(), w.AdminAddr(), natsNote)
+	if d != nil {
+		d.deliverTo(srv.Addr())
+		for _, s := range cfg.Sources {
+			for _, entity := range s.ResyncEntities() {
+				if _, err := w.River().Insert(ctx, handlers.ResyncArgs{Source: s.Name, Entity: entity}, nil); err != nil {
+					return err
+				}
+			}
+		}
+		d.printTryIt(stdout, srv.Addr(), configPath)
+	}
 
 	var (
 		wg             sync.WaitGroup
@@ -164,41 +180,19 @@ sources:
 	return errors.Join(runErrs...)
 }
 
-func printBanner(w io.Writer, cfg *config.Config, receiverAddr, adminAddr, natsNote, secret string) {
+func printBanner(w io.Writer, cfg *config.Config, receiverAddr, adminAddr, natsNote string) {
 	fmt.Fprintf(w, "\nidpsync is running; Ctrl-C stops it.\n\n")
 	for _, s := range cfg.Sources {
-		fmt.Fprintf(w, "  webhook endpoint  http://%s/webhooks/%s  (%s)\n", receiverAddr, s.Name, s.Kind)
-	}
-	if secret != "" {
-		fmt.Fprintf(w, "  signing secret    %s  (dev only, kept in .data/demo-secret)\n", secret)
+		if s.HasWebhook() {
+			fmt.Fprintf(w, "  webhook endpoint  http://%s/webhooks/%s  (%s)\n", receiverAddr, s.Name, s.Kind)
+		}
 	}
 	fmt.Fprintf(w, "  metrics           http://%s/metrics\n", adminAddr)
 	fmt.Fprintf(w, "  jobs (River UI)   http://%s/riverui/\n", adminAddr)
 	fmt.Fprintf(w, "  postgres          %s  (schema %s)\n", redactURL(cfg.Database.URL), cfg.Database.Schema)
 	fmt.Fprintf(w, "  nats              %s  (%s)\n\n", redactURL(cfg.NATS.URL), natsNote)
-	if secret == "" {
-		return
-	}
-	fmt.Fprintf(w, "Send a signed sample Clerk event:\n\n")
-	fmt.Fprintf(w, "  go run ./cmd/fakeidp send -provider clerk -url http://%s/webhooks/%s -secret %s -type user.created\n\n", receiverAddr, demoSource, secret)
-	fmt.Fprintf(w, "and find the user in the mirror:\n\n")
-	fmt.Fprintf(w, "  psql '%s' -c 'SELECT source, id, primary_email, first_name, synced_at FROM %s.users'\n\n", redactURL(cfg.Database.URL), cfg.Database.Schema)
-}
-
-// demoSecret reads the dev signing secret at path, creating it on first use.
-func demoSecret(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	key := make([]byte, 24)
-	_, _ = rand.Read(key)
-	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return secret, nil
+	fmt.Fprintf(w, "The mirror, for example:\n\n  psql '%s' -c 'SELECT source, id, primary_email, banned, deleted_at FROM %s.users LIMIT 10'\n\n",
+		redactURL(cfg.Database.URL), cfg.Database.Schema)
 }
 
 // redactURL hides a password in a connection URL.
