@@ -35,7 +35,7 @@ const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // stack is the whole pipeline of one test: an in-process NATS, a schema of the real Postgres, the
 // receiver and the worker wired exactly as cmd/receiver and cmd/worker wire them.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    *config.Config
 	nats   *natstest.Server
 	pool   *pgxpool.Pool
@@ -65,7 +65,7 @@ func withSources(yaml string) stackOption { return func(c *stackConfig) { c.sour
 // withWorker replaces the worker section.
 func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worker = yaml } }
 
-func startStack(t *testing.T, opts ...stackOption) *stack {
+func startStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
 	sc := stackConfig{
 		sources: fmt.Sprintf(`[{name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}}]`, secret),

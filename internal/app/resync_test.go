@@ -18,7 +18,7 @@ import (
 )
 
 // startClerk starts a Clerk fake with the given data set, closed when the test ends.
-func startClerk(t *testing.T, opts fakeidp.ClerkOptions) *fakeidp.Clerk {
+func startClerk(t testing.TB, opts fakeidp.ClerkOptions) *fakeidp.Clerk {
 	t.Helper()
 	f := fakeidp.NewClerk(opts)
 	f.Start()
@@ -54,15 +54,25 @@ func (s *stack) run(jobID int64) store.ResyncRun {
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
-// finished waits for the resync of job to end and returns its run.
+// finished waits, up to 20 seconds, for the resync of job to end and returns its run.
 func (s *stack) finished(jobID int64) store.ResyncRun {
 	s.t.Helper()
-	var r store.ResyncRun
-	s.eventually(fmt.Sprintf("resync job %d to finish", jobID), func() bool {
-		r = s.run(jobID)
-		return r.Status == store.RunSucceeded || r.Status == store.RunFailed
-	})
-	return r
+	return s.finishedWithin(jobID, 20*time.Second)
+}
+
+func (s *stack) finishedWithin(jobID int64, d time.Duration) store.ResyncRun {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := s.run(jobID)
+		if r.Status == store.RunSucceeded || r.Status == store.RunFailed {
+			return r
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("resync job %d did not finish within %s: %+v", jobID, d, r)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 // liveUsers maps the live mirror users of clerk-e2e to their first names.

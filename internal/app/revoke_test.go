@@ -16,7 +16,12 @@ import (
 // ZeroID fake's agents; the Clerk fake delivers its webhooks to the receiver.
 func revocationStack(t *testing.T, policy string) (*stack, *fakeidp.Clerk, *fakeidp.ZeroID) {
 	t.Helper()
-	clerkFake := startClerk(t, fakeidp.ClerkOptions{Seed: 11})
+	return revocationStackWith(t, fakeidp.ClerkOptions{Seed: 11}, policy)
+}
+
+func revocationStackWith(t testing.TB, opts fakeidp.ClerkOptions, policy string) (*stack, *fakeidp.Clerk, *fakeidp.ZeroID) {
+	t.Helper()
+	clerkFake := startClerk(t, opts)
 	zero := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Seed: 12})
 	zero.Start()
 	t.Cleanup(zero.Close)

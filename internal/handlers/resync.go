@@ -133,17 +133,38 @@ func (w *ResyncWorker) fail(ctx context.Context, job *river.Job[ResyncArgs], run
 	return river.JobCancel(err)
 }
 
-// pass reads the listing from the run's checkpoint to its end.
+// pass reads the listing from the run's checkpoint to its end. The next page is read while the
+// current one is written (one batch ahead at most), so the IdP's latency and the writes overlap.
 func (w *ResyncWorker) pass(ctx context.Context, dir Directory, run *store.ResyncRun) error {
-	batch := make([]Item, 0, w.BatchSize)
-	for it, err := range dir.List(ctx, run.Entity, run.Checkpoint) {
-		if err != nil {
-			if ferr := w.write(ctx, run, batch); ferr != nil {
-				return ferr
+	type next struct {
+		it  Item
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	items := make(chan next, w.BatchSize)
+	go func() {
+		defer close(items)
+		for it, err := range dir.List(ctx, run.Entity, run.Checkpoint) {
+			select {
+			case items <- next{it, err}:
+			case <-ctx.Done():
+				return
 			}
-			return err
+			if err != nil {
+				return
+			}
 		}
-		batch = append(batch, it)
+	}()
+	batch := make([]Item, 0, w.BatchSize)
+	for n := range items {
+		if n.err != nil {
+			if err := w.write(ctx, run, batch); err != nil {
+				return err
+			}
+			return n.err
+		}
+		batch = append(batch, n.it)
 		if len(batch) == cap(batch) {
 			if err := w.write(ctx, run, batch); err != nil {
 				return err
@@ -151,11 +172,14 @@ func (w *ResyncWorker) pass(ctx context.Context, dir Directory, run *store.Resyn
 			batch = batch[:0]
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return w.write(ctx, run, batch)
 }
 
-// write applies a batch, records its keys as seen and moves the checkpoint past it, in one
-// transaction.
+// write applies a batch in one round trip (a pipeline of version-guarded upserts), records its keys
+// as seen and moves the checkpoint past it, in one transaction.
 func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []Item) error {
 	if len(batch) == 0 {
 		return nil
@@ -164,6 +188,7 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		delta = store.ResyncCounts{Seen: int64(len(batch))}
 		keys := make([]string, len(batch))
+		evs := make([]events.Event, 0, len(batch))
 		for i, it := range batch {
 			keys[i] = it.Key
 			if it.Err != nil {
@@ -172,7 +197,14 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 					"entity", run.Entity, "key", it.Key, "error", it.Err)
 				continue
 			}
-			if err := w.applyOne(ctx, tx, run, it.Event, &delta); err != nil {
+			evs = append(evs, it.Event)
+		}
+		changes, err := store.ApplyBatch(ctx, tx, run.Source, evs, store.ApplyOptions{})
+		if err != nil {
+			return err
+		}
+		for i, change := range changes {
+			if err := w.changed(ctx, tx, run, evs[i], change, &delta); err != nil {
 				return err
 			}
 		}
@@ -189,11 +221,10 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 	return nil
 }
 
-// applyOne writes one entity read from the IdP and counts the drift it heals.
-func (w *ResyncWorker) applyOne(ctx context.Context, tx pgx.Tx, run *store.ResyncRun, ev events.Event, delta *store.ResyncCounts) error {
-	_, change, err := apply(ctx, tx, run.Source, ev, store.ApplyOptions{})
-	if err != nil || !change.Applied {
-		return err
+// changed counts the drift a write healed and lets the hooks react to it.
+func (w *ResyncWorker) changed(ctx context.Context, tx pgx.Tx, run *store.ResyncRun, ev events.Event, change store.Change, delta *store.ResyncCounts) error {
+	if !change.Applied {
+		return nil
 	}
 	switch {
 	case isDeletion(ev):
@@ -238,7 +269,11 @@ func (w *ResyncWorker) sweep(ctx context.Context, dir Directory, run *store.Resy
 			}
 			var delta store.ResyncCounts
 			err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-				if err := w.applyOne(ctx, tx, run, ev, &delta); err != nil {
+				_, change, err := apply(ctx, tx, run.Source, ev, store.ApplyOptions{})
+				if err != nil {
+					return err
+				}
+				if err := w.changed(ctx, tx, run, ev, change, &delta); err != nil {
 					return err
 				}
 				return store.SaveResyncProgress(ctx, tx, run.ID, run.Checkpoint, delta)

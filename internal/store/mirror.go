@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/idpsync/idpsync/internal/events"
 )
 
@@ -82,25 +84,95 @@ func orEmpty(s []string) []string {
 	return s
 }
 
+// statement is one mirror write: a single SQL statement (so that many can be pipelined in one
+// round trip) and the reading of its result.
+type statement struct {
+	what string
+	sql  string
+	args []any
+	scan func(pgx.Row) (Change, error)
+}
+
+func (st statement) run(ctx context.Context, db DBTX) (Change, error) {
+	c, err := st.scan(db.QueryRow(ctx, st.sql, st.args...))
+	if err != nil {
+		return Change{}, fmt.Errorf("applying %s: %w", st.what, err)
+	}
+	return c, nil
+}
+
 // ApplyUser writes u to the users mirror of source.
 func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, opts ApplyOptions) (Change, error) {
-	deletedAt := opts.DeletedAt
+	return userStatement(source, u, opts).run(ctx, db)
+}
+
+// ApplyOrganization writes o to the organizations mirror of source.
+func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Organization, opts ApplyOptions) (Change, error) {
+	return organizationStatement(source, o, opts).run(ctx, db)
+}
+
+// ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at
+// least as new as the row; anything else only when strictly newer.
+func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, opts ApplyOptions) (Change, error) {
+	return membershipStatement(source, m, opts).run(ctx, db)
+}
+
+// ApplyBatch writes the entity of each event (a user, an organization or a membership) to the
+// mirror of source, in order, in one round trip, and returns what each write did.
+func ApplyBatch(ctx context.Context, db DBTX, source string, evs []events.Event, opts ApplyOptions) ([]Change, error) {
+	changes := make([]Change, len(evs))
+	b := &pgx.Batch{}
+	for i, ev := range evs {
+		var st statement
+		switch {
+		case ev.User != nil:
+			st = userStatement(source, ev.User, opts)
+		case ev.Organization != nil:
+			st = organizationStatement(source, ev.Organization, opts)
+		case ev.Membership != nil:
+			st = membershipStatement(source, ev.Membership, opts)
+		default:
+			return nil, fmt.Errorf("event %d of the batch carries no entity", i)
+		}
+		b.Queue(st.sql, st.args...).QueryRow(func(row pgx.Row) error {
+			c, err := st.scan(row)
+			if err != nil {
+				return fmt.Errorf("applying %s: %w", st.what, err)
+			}
+			changes[i] = c
+			return nil
+		})
+	}
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+// cascade is the part of a deletion's statement that tombstones the deleted user's or
+// organization's live memberships, raising their version to the deletion's so that no older
+// membership event revives them. It runs only when the deletion applied.
+func cascade(column string) string {
+	return `, cascade AS (
+			UPDATE memberships SET deleted_at = $6, source_version = greatest(source_version, $5), synced_at = now()
+			WHERE source = $1 AND ` + column + ` = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM up)
+			RETURNING 1)`
+}
+
+func userStatement(source string, u *events.User, opts ApplyOptions) statement {
 	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted FROM users WHERE source = $1 AND id = $2)`
-	var (
-		query string
-		args  []any
-	)
+	st := statement{what: "user " + u.ID}
 	if u.Deleted {
-		query = `WITH ` + prev + `, up AS (
+		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO users AS u (source, id, external_id, raw, source_version, deleted_at)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (source, id) DO UPDATE
 			SET deleted_at = excluded.deleted_at, source_version = greatest(u.source_version, excluded.source_version), synced_at = now()
 			WHERE u.deleted_at IS NULL
-			RETURNING 1)`
-		args = []any{source, u.ID, nullIfEmpty(u.ExternalID), []byte(u.Raw), u.Version, orNow(deletedAt)}
+			RETURNING 1)` + cascade("user_id")
+		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), []byte(u.Raw), u.Version, orNow(opts.DeletedAt)}
 	} else {
-		query = `WITH ` + prev + `, up AS (
+		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name,
 			                        image_url, banned, locked, created_at, updated_at, raw, source_version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -112,45 +184,36 @@ func ApplyUser(ctx context.Context, db DBTX, source string, u *events.User, opts
 			    source_version = excluded.source_version, synced_at = now()
 			WHERE u.deleted_at IS NULL AND ` + versionGuard("u", opts.Reapply) + `
 			RETURNING 1)`
-		args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
+		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
 			nullIfEmpty(u.Username), nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL),
 			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), []byte(u.Raw), u.Version}
 	}
-	query += `
+	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
 		       coalesce((SELECT banned FROM prev), false), coalesce((SELECT locked FROM prev), false),
 		       coalesce((SELECT deleted FROM prev), false)`
-	var c Change
-	if err := db.QueryRow(ctx, query, args...).Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted); err != nil {
-		return Change{}, fmt.Errorf("applying user %s: %w", u.ID, err)
+	st.scan = func(row pgx.Row) (Change, error) {
+		var c Change
+		err := row.Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted)
+		return c, err
 	}
-	if u.Deleted && c.Applied {
-		if err := tombstoneMemberships(ctx, db, source, "user_id", u.ID, u.Version, orNow(deletedAt)); err != nil {
-			return Change{}, err
-		}
-	}
-	return c, nil
+	return st
 }
 
-// ApplyOrganization writes o to the organizations mirror of source.
-func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Organization, opts ApplyOptions) (Change, error) {
-	deletedAt := opts.DeletedAt
+func organizationStatement(source string, o *events.Organization, opts ApplyOptions) statement {
 	const prev = `prev AS (SELECT suspended, deleted_at IS NOT NULL AS deleted FROM organizations WHERE source = $1 AND id = $2)`
-	var (
-		query string
-		args  []any
-	)
+	st := statement{what: "organization " + o.ID}
 	if o.Deleted {
-		query = `WITH ` + prev + `, up AS (
+		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO organizations AS o (source, id, slug, raw, source_version, deleted_at)
 			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (source, id) DO UPDATE
 			SET deleted_at = excluded.deleted_at, source_version = greatest(o.source_version, excluded.source_version), synced_at = now()
 			WHERE o.deleted_at IS NULL
-			RETURNING 1)`
-		args = []any{source, o.ID, nullIfEmpty(o.Slug), []byte(o.Raw), o.Version, orNow(deletedAt)}
+			RETURNING 1)` + cascade("organization_id")
+		st.args = []any{source, o.ID, nullIfEmpty(o.Slug), []byte(o.Raw), o.Version, orNow(opts.DeletedAt)}
 	} else {
-		query = `WITH ` + prev + `, up AS (
+		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO organizations AS o (source, id, name, slug, image_url, suspended, created_at, updated_at, raw, source_version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (source, id) DO UPDATE
@@ -159,39 +222,21 @@ func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Or
 			    source_version = excluded.source_version, synced_at = now()
 			WHERE o.deleted_at IS NULL AND ` + versionGuard("o", opts.Reapply) + `
 			RETURNING 1)`
-		args = []any{source, o.ID, nullIfEmpty(o.Name), nullIfEmpty(o.Slug), nullIfEmpty(o.ImageURL), o.Suspended,
+		st.args = []any{source, o.ID, nullIfEmpty(o.Name), nullIfEmpty(o.Slug), nullIfEmpty(o.ImageURL), o.Suspended,
 			nullTime(o.CreatedAt), nullTime(o.UpdatedAt), []byte(o.Raw), o.Version}
 	}
-	query += `
+	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
 		       coalesce((SELECT suspended FROM prev), false), coalesce((SELECT deleted FROM prev), false)`
-	var c Change
-	if err := db.QueryRow(ctx, query, args...).Scan(&c.Applied, &c.Existed, &c.WasSuspended, &c.WasDeleted); err != nil {
-		return Change{}, fmt.Errorf("applying organization %s: %w", o.ID, err)
+	st.scan = func(row pgx.Row) (Change, error) {
+		var c Change
+		err := row.Scan(&c.Applied, &c.Existed, &c.WasSuspended, &c.WasDeleted)
+		return c, err
 	}
-	if o.Deleted && c.Applied {
-		if err := tombstoneMemberships(ctx, db, source, "organization_id", o.ID, o.Version, orNow(deletedAt)); err != nil {
-			return Change{}, err
-		}
-	}
-	return c, nil
+	return st
 }
 
-// tombstoneMemberships deletes the live memberships of a deleted user or organization, raising
-// their version to the deletion's so that no older membership event revives them.
-func tombstoneMemberships(ctx context.Context, db DBTX, source, column, id string, version events.Version, at time.Time) error {
-	_, err := db.Exec(ctx, `
-		UPDATE memberships SET deleted_at = $3, source_version = greatest(source_version, $4), synced_at = now()
-		WHERE source = $1 AND `+column+` = $2 AND deleted_at IS NULL`, source, id, at, version)
-	if err != nil {
-		return fmt.Errorf("tombstoning memberships of %s: %w", id, err)
-	}
-	return nil
-}
-
-// ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at
-// least as new as the row; anything else only when strictly newer.
-func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, opts ApplyOptions) (Change, error) {
+func membershipStatement(source string, m *events.Membership, opts ApplyOptions) statement {
 	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted FROM memberships
 		WHERE source = $1 AND organization_id = $2 AND user_id = $3)`
 	guard := versionGuard("m", opts.Reapply)
@@ -201,7 +246,9 @@ func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Memb
 		at := orNow(opts.DeletedAt)
 		deleted = &at
 	}
-	query := `WITH ` + prev + `, up AS (
+	return statement{
+		what: "membership " + m.OrganizationID + "/" + m.UserID,
+		sql: `WITH ` + prev + `, up AS (
 		INSERT INTO memberships AS m (source, organization_id, user_id, id, role, permissions, created_at, updated_at,
 		                              raw, source_version, deleted_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -212,13 +259,13 @@ func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Memb
 		    synced_at = now()
 		WHERE ` + guard + `
 		RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false)`
-	var c Change
-	err := db.QueryRow(ctx, query, source, m.OrganizationID, m.UserID, nullIfEmpty(m.ID), nullIfEmpty(m.Role),
-		orEmpty(m.Permissions), nullTime(m.CreatedAt), nullTime(m.UpdatedAt), []byte(m.Raw), m.Version, deleted).
-		Scan(&c.Applied, &c.Existed, &c.WasDeleted)
-	if err != nil {
-		return Change{}, fmt.Errorf("applying membership %s/%s: %w", m.OrganizationID, m.UserID, err)
+		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false)`,
+		args: []any{source, m.OrganizationID, m.UserID, nullIfEmpty(m.ID), nullIfEmpty(m.Role), orEmpty(m.Permissions),
+			nullTime(m.CreatedAt), nullTime(m.UpdatedAt), []byte(m.Raw), m.Version, deleted},
+		scan: func(row pgx.Row) (Change, error) {
+			var c Change
+			err := row.Scan(&c.Applied, &c.Existed, &c.WasDeleted)
+			return c, err
+		},
 	}
-	return c, nil
 }

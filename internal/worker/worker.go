@@ -71,6 +71,12 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
+// Fetch timing of the latency-sensitive queues.
+const (
+	fastFetchCooldown = 10 * time.Millisecond
+	fastFetchPoll     = 250 * time.Millisecond
+)
+
 // ResyncSchedule is a periodic resync of one entity of one source.
 type ResyncSchedule struct {
 	Source, Entity string
@@ -125,9 +131,12 @@ func New(cfg Config) (*Worker, error) {
 			&river.PeriodicJobOpts{ID: "resync:" + r.Source + ":" + r.Entity}))
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		// The mirror and revocation queues fetch again 10 ms after a fetch (River's default is
+		// 100 ms, which caps a queue of short jobs at about ten fetches of MaxWorkers jobs a second
+		// and adds up to 100 ms per hop); resyncs are long and keep the defaults.
 		Queues: map[string]river.QueueConfig{
-			handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers},
-			handlers.QueueRevoke:    {MaxWorkers: cfg.RevokeWorkers},
+			handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
+			handlers.QueueRevoke:    {MaxWorkers: cfg.RevokeWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
 			handlers.QueueResync:    {MaxWorkers: cfg.ResyncWorkers},
 		},
 		Workers:      workers,
