@@ -140,9 +140,12 @@ type User struct {
 	// Banned means the IdP forbids sign-in for good (Clerk banned, Zitadel deactivated, AuthPI
 	// suspended or disabled). Locked means sign-in is forbidden for a while (too many attempts, or
 	// an administrator's lock).
-	Banned    bool
-	Locked    bool
-	Deleted   bool
+	Banned  bool
+	Locked  bool
+	Deleted bool
+	// Partial means the event named the user but did not carry its state (Zitadel's events carry
+	// changes): the worker reads the user from the IdP's management API before writing it.
+	Partial   bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Version   Version
@@ -159,6 +162,8 @@ type Organization struct {
 	// Suspended means the IdP disabled the organization without deleting it.
 	Suspended bool
 	Deleted   bool
+	// Partial: as for User.
+	Partial   bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Version   Version
@@ -197,6 +202,10 @@ func ParseEnvelope(k Kind, deliveryID string, body []byte) (Envelope, error) {
 	switch k {
 	case KindClerk:
 		return parseClerkEnvelope(deliveryID, body)
+	case KindZitadel:
+		return parseZitadelEnvelope(body)
+	case KindAuthPI:
+		return parseAuthPIEnvelope(body)
 	}
 	return Envelope{}, fmt.Errorf("%w: %q", ErrUnknownKind, k)
 }
@@ -206,6 +215,10 @@ func Parse(k Kind, deliveryID string, body []byte) (Event, error) {
 	switch k {
 	case KindClerk:
 		return parseClerk(deliveryID, body)
+	case KindZitadel:
+		return parseZitadel(body)
+	case KindAuthPI:
+		return parseAuthPI(body)
 	}
 	return Event{}, fmt.Errorf("%w: %q", ErrUnknownKind, k)
 }

@@ -159,9 +159,11 @@ func scanString(raw []byte) (string, bool) {
 
 // knownTypeNames interns the IdPs' type names that the parsers know.
 var knownTypeNames = func() map[string]string {
-	m := make(map[string]string, len(clerkTypes))
-	for name := range clerkTypes {
-		m[name] = name
+	m := map[string]string{}
+	for _, types := range []map[string]Type{clerkTypes, zitadelTypes, authpiTypes} {
+		for name := range types {
+			m[name] = name
+		}
 	}
 	return m
 }()
