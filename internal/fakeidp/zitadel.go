@@ -927,18 +927,21 @@ func (f *Zitadel) listOrgs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var name string
+	var name, id string
 	for _, q := range req.Queries {
 		if n, ok := q["nameQuery"]; ok {
 			name, _ = n["name"].(string)
+		}
+		if n, ok := q["idQuery"]; ok {
+			id, _ = n["id"].(string)
 		}
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var keep func(*ZitadelOrganization) bool
-	if name != "" {
+	if name != "" || id != "" {
 		keep = func(o *ZitadelOrganization) bool {
-			return strings.Contains(strings.ToLower(o.Name), strings.ToLower(name))
+			return (name == "" || strings.Contains(strings.ToLower(o.Name), strings.ToLower(name))) && (id == "" || o.ID == id)
 		}
 	}
 	all := f.orgs.list(keep)

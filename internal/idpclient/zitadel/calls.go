@@ -105,6 +105,8 @@ type ListOrganizationsParams struct {
 	ListParams
 	// Name keeps organizations whose name contains it (case-insensitive).
 	Name string
+	// ID keeps the organization with that id.
+	ID string
 }
 
 // ListOrganizations iterates over organizations, oldest first.
@@ -116,9 +118,24 @@ func (c *Client) ListOrganizations(ctx context.Context, params *ListOrganization
 	if params.Name != "" {
 		queries = append(queries, map[string]any{"nameQuery": map[string]string{"name": params.Name, "method": "TEXT_QUERY_METHOD_CONTAINS_IGNORE_CASE"}})
 	}
+	if params.ID != "" {
+		queries = append(queries, map[string]any{"idQuery": map[string]string{"id": params.ID}})
+	}
 	return idpclient.Paginate(ctx, params.Offset, searchPages[Organization](c, "/v2/organizations/_search", params.ListParams, func(q listQuery) any {
 		return map[string]any{"query": q, "sortingColumn": "ORGANIZATION_FIELD_NAME_CREATION_DATE", "queries": queries}
 	}))
+}
+
+// GetOrganization reads one organization by id (a search with an idQuery: v2 has no get); the
+// error wraps idpclient.ErrNotFound when there is none.
+func (c *Client) GetOrganization(ctx context.Context, id string) (*Organization, error) {
+	for o, err := range c.ListOrganizations(ctx, &ListOrganizationsParams{ID: id, ListParams: ListParams{Limit: 1}}) {
+		if err != nil {
+			return nil, err
+		}
+		return &o, nil
+	}
+	return nil, fmt.Errorf("organization %s: %w", id, idpclient.ErrNotFound)
 }
 
 // ListSessionsParams filters POST /v2/sessions/search.

@@ -299,3 +299,22 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestGetOrganization(t *testing.T) {
+	t.Parallel()
+	f := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Organizations: 3})
+	url := f.Start()
+	t.Cleanup(f.Close)
+	c, err := zitadel.New(zitadel.Config{BaseURL: url, PersonalAccessToken: f.PAT()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := f.OrganizationIDs()
+	o, err := c.GetOrganization(t.Context(), ids[1])
+	if err != nil || o.ID != ids[1] {
+		t.Fatalf("GetOrganization = %+v, %v", o, err)
+	}
+	if _, err := c.GetOrganization(t.Context(), "no-such-org"); !errors.Is(err, idpclient.ErrNotFound) {
+		t.Fatalf("missing organization: %v", err)
+	}
+}
