@@ -27,6 +27,9 @@ bench: ## run the benchmarks and print the figures the README reports
 .PHONY: fuzz
 fuzz: ## fuzz every parser that faces the internet for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseClerk$$' -fuzztime $(FUZZTIME) ./internal/events
+	$(GO) test -run '^$$' -fuzz '^FuzzParseZitadel$$' -fuzztime $(FUZZTIME) ./internal/events
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthPI$$' -fuzztime $(FUZZTIME) ./internal/events
+	$(GO) test -run '^$$' -fuzz '^FuzzScanAgreesWithEncodingJSON$$' -fuzztime $(FUZZTIME) ./internal/events
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySvix$$' -fuzztime $(FUZZTIME) ./internal/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyZitadel$$' -fuzztime $(FUZZTIME) ./internal/webhook
 

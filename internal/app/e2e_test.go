@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -472,6 +474,9 @@ func fetch(t *testing.T, cons *natsbus.Consumer, n int) []*natsbus.Delivery {
 func (s *stack) consumerPending() uint64 {
 	s.t.Helper()
 	c, err := s.bus.JetStream().Consumer(context.Background(), "IDPSYNC_EVENTS", s.cfg.Worker.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 1 // the worker has not created it yet
+	}
 	if err != nil {
 		s.t.Fatal(err)
 	}

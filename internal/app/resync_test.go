@@ -245,3 +245,7 @@ func TestResyncFailedPassDeletesNothing(t *testing.T) {
 		t.Fatal("a failed pass went on to check unseen rows")
 	}
 }
+
+func resyncArgs(source, entity string) handlers.ResyncArgs {
+	return handlers.ResyncArgs{Source: source, Entity: entity}
+}

@@ -211,18 +211,19 @@ const (
 	EntityMemberships   = "memberships"
 )
 
-// resyncEntities lists what each kind's management API lets idpsync resync.
+// resyncEntities lists what idpsync resyncs of each kind, through its management API. (Zitadel's
+// organization members are not in its REST API; AuthPI's API lists users per issuer and its
+// membership and session paths are not documented: its sources are mirrored by webhook only.)
 var resyncEntities = map[events.Kind][]string{
 	events.KindClerk:   {EntityUsers, EntityOrganizations, EntityMemberships},
 	events.KindZitadel: {EntityUsers, EntityOrganizations},
-	events.KindAuthPI:  {EntityUsers, EntityOrganizations},
 }
 
 // sessionKinds can revoke a user's sessions through their management API.
 var sessionKinds = map[events.Kind]bool{events.KindClerk: true, events.KindZitadel: true}
 
-// webhookKinds have a webhook parser.
-var webhookKinds = map[events.Kind]bool{events.KindClerk: true}
+// webhookKinds send webhooks idpsync can parse.
+var webhookKinds = map[events.Kind]bool{events.KindClerk: true, events.KindZitadel: true, events.KindAuthPI: true}
 
 // HasWebhook reports whether the source receives webhooks.
 func (s Source) HasWebhook() bool {
@@ -451,11 +452,17 @@ func (c *Config) validateSource(field string, s Source, bad func(field, format s
 	case s.Kind == events.KindZeroID && s.HasWebhook():
 		bad(field+".webhook", "ZeroID sends no webhooks; a zeroid source is a revocation target, configured with api: only")
 	case s.HasWebhook() && !webhookKinds[s.Kind]:
-		bad(field+".webhook", "webhooks from %s sources are not supported yet; remove webhook: and mirror the source by resync (api:)", s.Kind)
+		bad(field+".webhook", "webhooks from %s sources are not supported", s.Kind)
 	case s.HasWebhook():
 		if _, err := s.Verifier(nil); err != nil {
 			bad(field+".webhook", "%v", err)
 		}
+	}
+	if s.Kind == events.KindZitadel && s.HasWebhook() && !s.API.Configured() {
+		bad(field+".api", "a zitadel source with webhooks needs api credentials too: Zitadel's events carry changes, not states, so idpsync reads each changed user or organization from the API")
+	}
+	if s.Kind == events.KindAuthPI && s.API.Configured() {
+		bad(field+".api", "resync and revocation through AuthPI's API are not available (its membership and session paths are not documented); an authpi source is mirrored from its webhooks, remove api:")
 	}
 	if !s.HasWebhook() && !s.API.Configured() {
 		bad(field, "the source has neither webhook secrets nor api credentials; give it webhook: to receive its events, api: to resync from it or revoke through it, or both")

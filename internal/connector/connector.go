@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -21,6 +22,7 @@ import (
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/idpclient/clerk"
 	"github.com/idpsync/idpsync/internal/idpclient/zeroid"
+	"github.com/idpsync/idpsync/internal/idpclient/zitadel"
 )
 
 // UserAgent identifies idpsync to the IdPs.
@@ -52,6 +54,23 @@ func Build(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error) {
 			}
 			idps.Directories[s.Name] = &clerkDirectory{c: c}
 			idps.Sessions[s.Name] = &clerkSessions{c: c}
+		case events.KindZitadel:
+			var keyFile []byte
+			if s.API.KeyFile != "" {
+				b, err := os.ReadFile(s.API.KeyFile)
+				if err != nil {
+					return idps, fmt.Errorf("source %s: reading api.key_file: %w", s.Name, err)
+				}
+				keyFile = b
+			}
+			c, err := zitadel.New(zitadel.Config{BaseURL: s.API.BaseURL, PersonalAccessToken: s.API.Token, ClientID: s.API.ClientID,
+				ClientSecret: s.API.ClientSecret, KeyFile: keyFile, OrganizationID: s.API.OrganizationID,
+				HTTPClient: common.httpClient, UserAgent: UserAgent, Limiter: common.limiter, Logger: log})
+			if err != nil {
+				return idps, fmt.Errorf("source %s: %w", s.Name, err)
+			}
+			idps.Directories[s.Name] = &zitadelDirectory{c: c}
+			idps.Sessions[s.Name] = &zitadelSessions{c: c}
 		case events.KindZeroID:
 			c, err := zeroid.New(zeroid.Config{BaseURL: s.API.BaseURL, AccountID: s.API.AccountID, ProjectID: s.API.ProjectID,
 				AdminToken: s.API.Token, UserID: "system:idpsync", HTTPClient: common.httpClient, UserAgent: UserAgent,

@@ -17,8 +17,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/idpclient"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -67,31 +69,39 @@ type ChangeHook func(ctx context.Context, tx pgx.Tx, c Change) error
 type ApplyEventWorker struct {
 	river.WorkerDefaults[ApplyEventArgs]
 	pool   *pgxpool.Pool
+	idps   IdPs
 	logger *slog.Logger
 	hooks  []ChangeHook
 }
 
-// NewApplyEventWorker returns a worker writing through pool; hooks run after each applied change.
-func NewApplyEventWorker(pool *pgxpool.Pool, logger *slog.Logger, hooks ...ChangeHook) *ApplyEventWorker {
-	return &ApplyEventWorker{pool: pool, logger: logger, hooks: hooks}
+// NewApplyEventWorker returns a worker writing through pool; it reads the entities that events
+// name without carrying (Zitadel's) from idps, and hooks run after each applied change.
+func NewApplyEventWorker(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, hooks ...ChangeHook) *ApplyEventWorker {
+	return &ApplyEventWorker{pool: pool, idps: idps, logger: logger, hooks: hooks}
 }
 
 // Work implements river.Worker.
 func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventArgs]) error {
+	rec, err := store.GetEvent(ctx, w.pool, job.Args.EventID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("event %d is not in the log (pruned?): %w", job.Args.EventID, err))
+	}
+	if err != nil {
+		return err
+	}
+	ev, err := events.Parse(rec.Kind, rec.EventID, rec.Payload)
+	if err != nil {
+		// It parsed when it was recorded, so the parser changed since: nothing a retry fixes.
+		// Replay the event once the parser is fixed.
+		return river.JobCancel(fmt.Errorf("event %d no longer parses: %w", rec.ID, err))
+	}
+	if ev.User != nil && ev.User.Partial || ev.Organization != nil && ev.Organization.Partial {
+		// Read the entity before the transaction: no transaction waits on the IdP.
+		if ev, err = w.read(ctx, rec.Source, ev); err != nil {
+			return deferOrRetry(ctx, job.JobRow, w.logger, err)
+		}
+	}
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		rec, err := store.GetEvent(ctx, tx, job.Args.EventID)
-		if errors.Is(err, store.ErrNotFound) {
-			return river.JobCancel(fmt.Errorf("event %d is not in the log (pruned?): %w", job.Args.EventID, err))
-		}
-		if err != nil {
-			return err
-		}
-		ev, err := events.Parse(rec.Kind, rec.EventID, rec.Payload)
-		if err != nil {
-			// It parsed when it was recorded, so the parser changed since: nothing a retry fixes.
-			// Replay the event once the parser is fixed.
-			return river.JobCancel(fmt.Errorf("event %d no longer parses: %w", rec.ID, err))
-		}
 		status, change, err := apply(ctx, tx, rec.Source, ev, store.ApplyOptions{DeletedAt: rec.OccurredAt, Reapply: job.Args.Reapply})
 		if err != nil {
 			return err
@@ -111,6 +121,55 @@ func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventAr
 		w.logger.Debug("event applied", "source", rec.Source, "event_id", rec.EventID, "type", rec.Type, "status", status)
 		return nil
 	})
+}
+
+// read replaces a partial entity with its current state at the IdP; an entity the IdP no longer
+// has becomes its deletion, at the event's version.
+func (w *ApplyEventWorker) read(ctx context.Context, source string, ev events.Event) (events.Event, error) {
+	dir, ok := w.idps.Directories[source]
+	if !ok {
+		return ev, river.JobCancel(fmt.Errorf("source %s's events name entities without their state; give the source api credentials to read them", source))
+	}
+	entity, id := "users", ""
+	if ev.User != nil {
+		id = ev.User.ID
+	} else {
+		entity, id = "organizations", ev.Organization.ID
+	}
+	fresh, err := dir.Get(ctx, entity, id)
+	switch {
+	case errors.Is(err, idpclient.ErrNotFound):
+		if ev.User != nil {
+			ev.User = &events.User{ID: id, Deleted: true, Version: ev.User.Version, Raw: ev.User.Raw}
+		} else {
+			ev.Organization = &events.Organization{ID: id, Deleted: true, Version: ev.Organization.Version, Raw: ev.Organization.Raw}
+		}
+		return ev, nil
+	case err != nil:
+		return ev, fmt.Errorf("reading %s %s from %s: %w", entity, id, source, err)
+	}
+	fresh.Envelope = ev.Envelope
+	return fresh, nil
+}
+
+// deferOrRetry turns a failed call to an IdP into the job's outcome: a snooze for a rate limit, a
+// retry with backoff for a transient error while attempts remain, else a cancellation.
+func deferOrRetry(ctx context.Context, job *rivertype.JobRow, logger *slog.Logger, err error) error {
+	if _, cancelled := errors.AsType[*river.JobCancelError](err); cancelled || ctx.Err() != nil {
+		return err
+	}
+	class := idpclient.Classify(err)
+	if d, ok := idpclient.RetryAfter(err); ok || class == idpclient.ClassDeferred {
+		if !ok {
+			d = rateLimitSnooze
+		}
+		logger.Warn("job deferred by the IdP's rate limit", "job_kind", job.Kind, "job_id", job.ID, "retry_in", d.String())
+		return river.JobSnooze(d)
+	}
+	if class == idpclient.ClassRetryable && job.Attempt < job.MaxAttempts {
+		return err
+	}
+	return river.JobCancel(err)
 }
 
 func runHooks(ctx context.Context, tx pgx.Tx, hooks []ChangeHook, c Change) error {

@@ -120,7 +120,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	hooks := append([]handlers.ChangeHook{handlers.NewRevocationPolicy(cfg.Policies, cfg.Logger).React}, cfg.Hooks...)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.Logger, hooks...))
+	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hooks...))
 	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, hooks...))
 	handlers.NewRevokeWorkers(cfg.Pool, cfg.IdPs, cfg.Logger, hm).Register(workers)
 	var periodic []*river.PeriodicJob

@@ -1,0 +1,190 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/store"
+)
+
+// endpoint is the webhook URL of a source of the stack.
+func (s *stack) endpoint(source string) string {
+	return strings.TrimSuffix(s.url, "clerk-e2e") + source
+}
+
+// Zitadel: signed Actions v2 events reach the mirror through reads of the changed entities (its
+// events carry changes), memberships come from the events themselves, a deactivation revokes the
+// user's sessions at Zitadel, and a resync converges on the same rows.
+func TestZitadelSource(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const key = "zitadel-target-signing-key"
+	z := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Seed: 21, Organizations: 1})
+	url := z.Start()
+	t.Cleanup(z.Close)
+	s := startStack(t, withSources(fmt.Sprintf(`[
+  {name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}},
+  {name: zitadel-e2e, kind: zitadel, webhook: {secrets: [%q]}, api: {base_url: %q, token: %q}, resync: {periodic: false}}]`,
+		secret, key, url, z.PAT())))
+	z.SetWebhookTarget(fakeidp.WebhookTarget{URL: s.endpoint("zitadel-e2e"), Secret: key})
+	org := z.OrganizationIDs()[0]
+	flush := func() {
+		t.Helper()
+		if err := z.FlushWebhooks(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range z.Deliveries() {
+			if d.Status != 202 {
+				t.Fatalf("delivery %s %s answered %d", d.Type, d.ID, d.Status)
+			}
+		}
+		s.quiescent()
+	}
+	row := func(id string) (first, email string, banned, deleted bool) {
+		t.Helper()
+		err := s.pool.QueryRow(ctx, `SELECT coalesce(first_name, ''), coalesce(primary_email, ''), banned, deleted_at IS NOT NULL
+			FROM users WHERE source = 'zitadel-e2e' AND id = $1`, id).Scan(&first, &email, &banned, &deleted)
+		if err != nil {
+			t.Fatalf("user %s: %v", id, err)
+		}
+		return first, email, banned, deleted
+	}
+
+	u := z.CreateUser(fakeidp.ZitadelUser{OrgID: org, Username: "grace", FirstName: "Grace", LastName: "Hopper", Email: "grace@example.com"})
+	flush()
+	if first, email, _, _ := row(u.ID); first != "Grace" || email != "grace@example.com" {
+		t.Fatalf("after user.human.added: %q %q", first, email)
+	}
+	if _, err := z.UpdateUserProfile(u.ID, "Amazing Grace", "Hopper"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.AddMember(org, u.ID, "ORG_OWNER"); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if first, _, _, _ := row(u.ID); first != "Amazing Grace" {
+		t.Fatalf("after a profile change: %q", first)
+	}
+	if got := s.scalar(`SELECT role FROM memberships WHERE source = 'zitadel-e2e' AND organization_id = $1 AND user_id = $2 AND deleted_at IS NULL`, org, u.ID); got != "ORG_OWNER" {
+		t.Fatalf("membership role %v", got)
+	}
+
+	var sessions []string
+	for range 2 {
+		sess, err := z.CreateSession(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, sess.ID)
+	}
+	if _, err := z.SetUserState(u.ID, "USER_STATE_INACTIVE"); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if _, _, banned, _ := row(u.ID); !banned {
+		t.Fatal("a deactivated user is not banned in the mirror")
+	}
+	slices.Sort(sessions)
+	if got := mutationIDs(z.MutationsOf("session.delete")); !slices.Equal(got, sessions) {
+		t.Fatalf("sessions deleted at Zitadel: %v, want %v", got, sessions)
+	}
+
+	if err := z.RemoveMember(org, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.DeleteUser(u.ID); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if _, _, _, deleted := row(u.ID); !deleted {
+		t.Fatal("a removed user is not tombstoned")
+	}
+	if got := s.scalar(`SELECT count(*) FROM memberships WHERE source = 'zitadel-e2e' AND deleted_at IS NULL`); got != int64(0) {
+		t.Fatalf("live memberships after removal: %v", got)
+	}
+
+	// A resync finds the webhooks' rows right (no drift in users) and heals what no webhook
+	// announced: the organization the fake was seeded with.
+	for entity, wantCreated := range map[string]int64{"users": 0, "organizations": 1} {
+		job, err := s.worker.River().Insert(ctx, resyncArgs("zitadel-e2e", entity), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := s.finished(job.Job.ID)
+		if run.Status != store.RunSucceeded || run.Created != wantCreated || run.Updated+run.Deleted != 0 {
+			t.Fatalf("resync of %s after the webhooks: %+v, want %d created and nothing else", entity, run, wantCreated)
+		}
+	}
+}
+
+// AuthPI: CloudEvents authenticated by bearer token and signature carry whole entities into the
+// mirror.
+func TestAuthPISource(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const token, signing = "authpi-bearer-token", "whs_authpi_signing_secret"
+	a := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Seed: 31})
+	a.Start()
+	t.Cleanup(a.Close)
+	s := startStack(t, withSources(fmt.Sprintf(`[{name: authpi-e2e, kind: authpi, webhook: {bearer_tokens: [%q], secrets: [%q]}}]`, token, signing)))
+	a.SetWebhookTarget(fakeidp.WebhookTarget{URL: s.endpoint("authpi-e2e"), Secret: token, Scheme: "bearer+signature", SignatureSecret: signing})
+	flush := func() {
+		t.Helper()
+		if err := a.FlushWebhooks(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range a.Deliveries() {
+			if d.Status != 202 {
+				t.Fatalf("delivery %s answered %d", d.Type, d.Status)
+			}
+		}
+		s.quiescent()
+	}
+	issuer := a.IssuerIDs()[0]
+	u, err := a.CreateUser(fakeidp.AuthPIUser{IssuerID: issuer, Username: "alan", Email: "alan@example.com", DisplayName: "Alan Turing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := a.CreateOrganization(fakeidp.AuthPIOrganization{IssuerID: issuer, Name: "Bletchley", Slug: "bletchley"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddMember(o.ID, u.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if got := s.scalar(`SELECT primary_email || ' ' || banned::text FROM users WHERE source = 'authpi-e2e' AND id = $1`, u.ID); got != "alan@example.com false" {
+		t.Fatalf("user: %v", got)
+	}
+	if got := s.scalar(`SELECT name FROM organizations WHERE source = 'authpi-e2e' AND id = $1`, o.ID); got != "Bletchley" {
+		t.Fatalf("organization: %v", got)
+	}
+	if got := s.scalar(`SELECT role FROM memberships WHERE source = 'authpi-e2e' AND user_id = $1 AND deleted_at IS NULL`, u.ID); got != "admin" {
+		t.Fatalf("membership: %v", got)
+	}
+
+	if _, err := a.UpdateUser(issuer, u.ID, func(x *fakeidp.AuthPIUser) { x.Status = "suspended" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveMember(o.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if got := s.scalar(`SELECT banned FROM users WHERE source = 'authpi-e2e' AND id = $1`, u.ID); got != true {
+		t.Fatal("a suspended user is not banned")
+	}
+	if got := s.scalar(`SELECT deleted_at IS NOT NULL FROM memberships WHERE source = 'authpi-e2e' AND user_id = $1`, u.ID); got != true {
+		t.Fatal("a removed membership is live")
+	}
+	if err := a.DeleteUser(issuer, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	if got := s.scalar(`SELECT deleted_at IS NOT NULL FROM users WHERE source = 'authpi-e2e' AND id = $1`, u.ID); got != true {
+		t.Fatal("a deleted user is live")
+	}
+}
