@@ -152,24 +152,20 @@ func (w *ApplyEventWorker) read(ctx context.Context, source string, ev events.Ev
 	return fresh, nil
 }
 
-// deferOrRetry turns a failed call to an IdP into the job's outcome: a snooze for a rate limit, a
-// retry with backoff for a transient error while attempts remain, else a cancellation.
+// deferOrRetry turns a failed read of an entity into the job's outcome.
 func deferOrRetry(ctx context.Context, job *rivertype.JobRow, logger *slog.Logger, err error) error {
-	if _, cancelled := errors.AsType[*river.JobCancelError](err); cancelled || ctx.Err() != nil {
+	if _, cancelled := errors.AsType[*river.JobCancelError](err); cancelled {
 		return err
 	}
-	class := idpclient.Classify(err)
-	if d, ok := idpclient.RetryAfter(err); ok || class == idpclient.ClassDeferred {
-		if !ok {
-			d = rateLimitSnooze
-		}
-		logger.Warn("job deferred by the IdP's rate limit", "job_kind", job.Kind, "job_id", job.ID, "retry_in", d.String())
-		return river.JobSnooze(d)
+	snooze, final := judge(ctx, job, err)
+	switch {
+	case snooze > 0:
+		logger.Warn("job deferred by the IdP's rate limit", "job_kind", job.Kind, "job_id", job.ID, "retry_in", snooze.String())
+		return river.JobSnooze(snooze)
+	case final:
+		return river.JobCancel(err)
 	}
-	if class == idpclient.ClassRetryable && job.Attempt < job.MaxAttempts {
-		return err
-	}
-	return river.JobCancel(err)
+	return err
 }
 
 func runHooks(ctx context.Context, tx pgx.Tx, hooks []ChangeHook, c Change) error {

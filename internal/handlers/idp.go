@@ -3,9 +3,14 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"iter"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/idpclient"
 )
 
 // What the jobs need of each IdP's management API, declared here and implemented by the
@@ -74,3 +79,26 @@ type IdPs struct {
 	Sessions    map[string]SessionRevoker
 	Agents      map[string]AgentRevoker
 }
+
+// judge sorts out what a job does after a call to an IdP failed: wait for a rate limit (snooze >
+// 0, which does not spend an attempt), stop for good (final: the IdP answered with a permanent
+// error such as 401, 403 or 422, or the attempts are used up), or else let River retry it with
+// backoff. A job interrupted by a shutdown or its timeout is retried; so is an error that is not
+// the IdP's (Postgres unavailable).
+func judge(ctx context.Context, job *rivertype.JobRow, err error) (snooze time.Duration, final bool) {
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	class := idpclient.Classify(err)
+	if d, ok := idpclient.RetryAfter(err); ok || class == idpclient.ClassDeferred {
+		if !ok {
+			d = rateLimitSnooze
+		}
+		return d, false
+	}
+	_, fromIdP := errors.AsType[*idpclient.APIError](err)
+	return 0, fromIdP && class == idpclient.ClassPermanent || job.Attempt >= job.MaxAttempts
+}
+
+// rateLimitSnooze is how long a job waits after a 429 that named no Retry-After.
+const rateLimitSnooze = 30 * time.Second

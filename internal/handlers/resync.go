@@ -106,22 +106,14 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 }
 
 // fail decides what a failed attempt becomes: a snooze for a rate limit, a retry that resumes from
-// the checkpoint, or, for the IdP's permanent answers (401, 403, …) and exhausted attempts, the
-// end of the run.
+// the checkpoint, or, for the IdP's permanent answers and exhausted attempts, the end of the run.
 func (w *ResyncWorker) fail(ctx context.Context, job *river.Job[ResyncArgs], run store.ResyncRun, log *slog.Logger, err error) error {
-	if ctx.Err() != nil {
-		return err // shutting down, or the attempt's timeout: the next attempt resumes
-	}
-	if d, ok := idpclient.RetryAfter(err); ok || idpclient.Classify(err) == idpclient.ClassDeferred {
-		if !ok {
-			d = rateLimitSnooze
-		}
-		log.Warn("resync slowed down by the IdP's rate limit", "retry_in", d.String(), "seen", run.Seen)
-		return river.JobSnooze(d)
-	}
-	_, fromIdP := errors.AsType[*idpclient.APIError](err)
-	permanent := fromIdP && idpclient.Classify(err) == idpclient.ClassPermanent
-	if !permanent && job.Attempt < job.MaxAttempts {
+	snooze, final := judge(ctx, job.JobRow, err)
+	switch {
+	case snooze > 0:
+		log.Warn("resync slowed down by the IdP's rate limit", "retry_in", snooze.String(), "seen", run.Seen)
+		return river.JobSnooze(snooze)
+	case !final:
 		log.Warn("resync attempt failed; the next resumes from the checkpoint", "error", err, "attempt", job.Attempt)
 		return err
 	}

@@ -284,9 +284,6 @@ func (r *RevokeWorkers) Register(workers *river.Workers) {
 	river.AddWorker(workers, river.WorkFunc(r.offboard))
 }
 
-// rateLimitSnooze is how long a job waits after a 429 that named no Retry-After.
-const rateLimitSnooze = 30 * time.Second
-
 // maxFanOut bounds the sessions or identities one listing turns into jobs; a user with more is
 // listed again once those are revoked.
 const maxFanOut = 1000
@@ -374,18 +371,13 @@ func settle[T river.JobArgs](ctx context.Context, r *RevokeWorkers, job *river.J
 		rev.Outcome = store.RevocationDone
 	case errors.Is(callErr, idpclient.ErrNotFound):
 		rev.Outcome, rev.Detail = store.RevocationAlreadyDone, "not found at the IdP"
-	case ctx.Err() != nil:
-		return callErr // shutting down or timed out: River runs the job again
 	default:
-		class := idpclient.Classify(callErr)
-		if d, ok := idpclient.RetryAfter(callErr); ok || class == idpclient.ClassDeferred {
-			if !ok {
-				d = rateLimitSnooze
-			}
-			r.logger.Warn("revocation deferred by the IdP's rate limit", "job_kind", job.Kind, "job_id", job.ID, "retry_in", d.String())
-			return river.JobSnooze(d)
+		snooze, gaveUp := judge(ctx, job.JobRow, callErr)
+		if snooze > 0 {
+			r.logger.Warn("revocation deferred by the IdP's rate limit", "job_kind", job.Kind, "job_id", job.ID, "retry_in", snooze.String())
+			return river.JobSnooze(snooze)
 		}
-		if class == idpclient.ClassRetryable && job.Attempt < job.MaxAttempts {
+		if !gaveUp {
 			return callErr // River retries with backoff
 		}
 		rev.Outcome, rev.Detail = store.RevocationFailed, callErr.Error()
