@@ -12,7 +12,8 @@
 //     Clerk's signed webhooks (its signing secret is generated once into .data/demo-secret),
 //     resyncs from its API and revokes through it and the fake ZeroID. The effective configuration
 //     is written to .data/idpsync-dev.yaml, so that `worker -config .data/idpsync-dev.yaml …`
-//     commands work against the running stack.
+//     commands work against the running stack. The fakes keep their data in memory and start
+//     afresh in every run, so the demo sources' rows are deleted at start.
 //
 // Ctrl-C stops everything: the receiver drains, the worker records what it holds and finishes its
 // jobs, then the embedded server stops.
@@ -126,6 +127,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer pool.Close()
 	if _, err := store.Migrate(ctx, pool, cfg.Database.Schema, logger); err != nil {
 		return err
+	}
+	if d != nil {
+		// The demo's fakes start afresh in every run; so do the demo sources in the database.
+		for _, s := range cfg.Sources {
+			if err := store.ForgetSource(ctx, pool, s.Name); err != nil {
+				return err
+			}
+		}
 	}
 
 	bus, err := app.ConnectBus(ctx, cfg, "idpsync-dev", logger)

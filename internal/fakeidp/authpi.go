@@ -814,9 +814,9 @@ func (f *AuthPI) event(eventType string, subject map[string]string, data any) (E
 		whID = f.webhooks.rows[f.webhooks.len()-1].ID
 	}
 	f.mu.RUnlock()
-	evtID := f.newID("evt_")
+	evtID := sortableID("evt_", base36, 25, f.deliverySeed, int(f.seq.Add(1)))
 	body, err := json.Marshal(map[string]any{
-		"id": uuidFor(f.seed, "cloudevent", int(f.seq.Add(1))), "specversion": "1.0",
+		"id": uuidFor(f.deliverySeed, "cloudevent", int(f.seq.Add(1))), "specversion": "1.0",
 		"source": "com.authpi.webhooks/v1/" + whID, "type": "event", "datacontenttype": "application/json",
 		"time": time.Now().UTC().Format(time.RFC3339),
 		"data": map[string]any{"id": evtID, "type": eventType, "trace": traceID()[:16], "source": "com.authpi/v1",

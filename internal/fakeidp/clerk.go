@@ -942,7 +942,7 @@ func (f *Clerk) event(eventType string, data any) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{ID: f.newID("msg_"), Type: eventType, Body: body}, nil
+	return Event{ID: sortableID("msg_", base62, 27, f.deliverySeed, int(f.seq.Add(1))), Type: eventType, Body: body}, nil
 }
 
 func (f *Clerk) sign(t WebhookTarget, ev Event, at time.Time) (http.Header, error) {

@@ -3,6 +3,7 @@ package fakeidp
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -73,10 +74,15 @@ type Core struct {
 	srv       *httptest.Server
 
 	hooks *sender
+
+	// deliverySeed makes the ids of the webhooks this process sends unique, as an IdP's are: the
+	// data a seed generates is the same in every process, the deliveries must not be (a receiver
+	// that saw them in an earlier run would take them for retries).
+	deliverySeed uint64
 }
 
 func newCore(provider string, errBody func(status int, msg string) (string, []byte)) *Core {
-	return &Core{provider: provider, errBody: errBody, hooks: newSender(provider)}
+	return &Core{provider: provider, errBody: errBody, hooks: newSender(provider), deliverySeed: rand.Uint64()}
 }
 
 // Provider returns the IdP kind this fake imitates.

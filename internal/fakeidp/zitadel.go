@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -133,11 +134,13 @@ func serviceUserKey() *rsa.PrivateKey {
 // NewZitadel returns a Zitadel fake holding the generated data set of opts.
 func NewZitadel(opts ZitadelOptions) *Zitadel {
 	f := &Zitadel{
-		pat:           orStr(opts.PAT, "fakeidp-zitadel-pat"),
-		clientID:      orStr(opts.ClientID, "fakeidp-client"),
-		clientSecret:  orStr(opts.ClientSecret, "fakeidp-client-secret"),
-		ttl:           opts.TokenTTL,
-		instanceID:    orStr(opts.InstanceID, "300000000000000001"),
+		pat:          orStr(opts.PAT, "fakeidp-zitadel-pat"),
+		clientID:     orStr(opts.ClientID, "fakeidp-client"),
+		clientSecret: orStr(opts.ClientSecret, "fakeidp-client-secret"),
+		ttl:          opts.TokenTTL,
+		// A new instance id per process unless given: Zitadel's event ids (instance, aggregate,
+		// sequence) must not repeat those of an earlier run.
+		instanceID:    orStr(opts.InstanceID, strconv.FormatUint(3e17+mrand.Uint64N(1e17), 10)),
 		key:           serviceUserKey(),
 		keyID:         "300000000000000002",
 		serviceUserID: "300000000000000003",

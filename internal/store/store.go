@@ -109,3 +109,15 @@ func EnsureDatabase(ctx context.Context, url string) (bool, error) {
 	}
 	return true, nil
 }
+
+// ForgetSource deletes everything the database holds of source: its event log, dead letters,
+// mirror rows, resync runs and revocation audit. `make run` uses it for the demo sources, whose
+// fake IdPs start afresh in every run.
+func ForgetSource(ctx context.Context, db DBTX, source string) error {
+	for _, table := range []string{"events", "dead_letters", "memberships", "users", "organizations", "resync_runs", "revocations"} {
+		if _, err := db.Exec(ctx, `DELETE FROM `+table+` WHERE source = $1`, source); err != nil {
+			return fmt.Errorf("forgetting %s in %s: %w", source, table, err)
+		}
+	}
+	return nil
+}

@@ -369,3 +369,25 @@ func TestReapplyRewritesEqualVersionsOnly(t *testing.T) {
 		t.Fatal("replaying an add at the removal's version revived the membership")
 	}
 }
+
+func TestForgetSource(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	for _, source := range []string{"demo", "prod"} {
+		if _, err := store.ApplyUser(ctx, pool, source, user("u1", 1), store.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.RecordEvents(ctx, pool, []store.NewEvent{newEvent(source, "e1", events.UserCreated, `{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.ForgetSource(ctx, pool, "demo"); err != nil {
+		t.Fatal(err)
+	}
+	var demo, prod int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE source = 'demo'), count(*) FILTER (WHERE source = 'prod') FROM (SELECT source FROM users UNION ALL SELECT source FROM events) t`).Scan(&demo, &prod)
+	if demo != 0 || prod != 2 {
+		t.Fatalf("after forgetting demo: %d demo rows, %d prod rows", demo, prod)
+	}
+}
