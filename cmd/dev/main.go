@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	adminAddr := fs.String("admin-addr", "127.0.0.1:9090", "worker admin address: metrics and River UI (overrides worker.admin_addr)")
 	dataDir := fs.String("data", ".data", "directory for the embedded NATS store and the demo secret")
 	natsPort := fs.Int("nats-port", 4223, "port of the embedded NATS server (used when NATS_URL is unset)")
-	logLevel := fs.String("log-level", cmpOr(getenv("LOG_LEVEL"), "info"), "debug, info, warn or error")
+	logLevel := fs.String("log-level", cmp.Or(getenv("LOG_LEVEL"), "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -218,11 +219,4 @@ func redactURL(u string) string {
 		return scheme + "://" + user + ":***" + rest[at:]
 	}
 	return u
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

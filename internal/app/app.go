@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,17 +36,10 @@ import (
 // NewLogger returns the JSON logger of every idpsync process. level is debug, info, warn or error.
 func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(cmpOr(level, "info")))); err != nil {
+	if err := l.UnmarshalText([]byte(strings.ToUpper(cmp.Or(level, "info")))); err != nil {
 		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // NewRegistry returns a metrics registry with the Go runtime and process collectors.

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -312,43 +313,43 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 func (c *Config) applyDefaults() {
 	d := &c.Database
-	d.URL = cmpOr(d.URL, DatabaseURLDefault)
-	d.Schema = cmpOr(d.Schema, SchemaDefault)
-	d.MaxConns = cmpOr(d.MaxConns, 20)
+	d.URL = cmp.Or(d.URL, DatabaseURLDefault)
+	d.Schema = cmp.Or(d.Schema, SchemaDefault)
+	d.MaxConns = cmp.Or(d.MaxConns, 20)
 
 	n := &c.NATS
-	n.Stream = cmpOr(n.Stream, StreamDefault)
-	n.SubjectPrefix = cmpOr(n.SubjectPrefix, SubjectPrefixDefault)
-	n.Replicas = cmpOr(n.Replicas, 1)
-	n.MaxAge = cmpOr(n.MaxAge, Duration(7*24*time.Hour))
-	n.Duplicates = cmpOr(n.Duplicates, Duration(2*time.Minute))
-	n.MaxBytes = cmpOr(n.MaxBytes, -1)
+	n.Stream = cmp.Or(n.Stream, StreamDefault)
+	n.SubjectPrefix = cmp.Or(n.SubjectPrefix, SubjectPrefixDefault)
+	n.Replicas = cmp.Or(n.Replicas, 1)
+	n.MaxAge = cmp.Or(n.MaxAge, Duration(7*24*time.Hour))
+	n.Duplicates = cmp.Or(n.Duplicates, Duration(2*time.Minute))
+	n.MaxBytes = cmp.Or(n.MaxBytes, -1)
 
 	r := &c.Receiver
-	r.Addr = cmpOr(r.Addr, ":8080")
-	r.MaxBodyBytes = cmpOr(r.MaxBodyBytes, MaxBodyBytesDefault)
-	r.PublishTimeout = cmpOr(r.PublishTimeout, Duration(5*time.Second))
-	r.RetryAfter = cmpOr(r.RetryAfter, Duration(5*time.Second))
-	r.ShutdownTimeout = cmpOr(r.ShutdownTimeout, Duration(25*time.Second))
-	r.AdminAddr = cmpOr(r.AdminAddr, ":9091")
+	r.Addr = cmp.Or(r.Addr, ":8080")
+	r.MaxBodyBytes = cmp.Or(r.MaxBodyBytes, MaxBodyBytesDefault)
+	r.PublishTimeout = cmp.Or(r.PublishTimeout, Duration(5*time.Second))
+	r.RetryAfter = cmp.Or(r.RetryAfter, Duration(5*time.Second))
+	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(25*time.Second))
+	r.AdminAddr = cmp.Or(r.AdminAddr, ":9091")
 
 	w := &c.Worker
-	w.AdminAddr = cmpOr(w.AdminAddr, ":9090")
-	w.Consumer = cmpOr(w.Consumer, ConsumerDefault)
-	w.BatchSize = cmpOr(w.BatchSize, 100)
-	w.AckWait = cmpOr(w.AckWait, Duration(30*time.Second))
-	w.ReconcileWorkers = cmpOr(w.ReconcileWorkers, 20)
-	w.RevokeWorkers = cmpOr(w.RevokeWorkers, 10)
-	w.ResyncWorkers = cmpOr(w.ResyncWorkers, 2)
-	w.ShutdownTimeout = cmpOr(w.ShutdownTimeout, Duration(25*time.Second))
+	w.AdminAddr = cmp.Or(w.AdminAddr, ":9090")
+	w.Consumer = cmp.Or(w.Consumer, ConsumerDefault)
+	w.BatchSize = cmp.Or(w.BatchSize, 100)
+	w.AckWait = cmp.Or(w.AckWait, Duration(30*time.Second))
+	w.ReconcileWorkers = cmp.Or(w.ReconcileWorkers, 20)
+	w.RevokeWorkers = cmp.Or(w.RevokeWorkers, 10)
+	w.ResyncWorkers = cmp.Or(w.ResyncWorkers, 2)
+	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, Duration(25*time.Second))
 
 	for i := range c.Sources {
 		s := &c.Sources[i]
-		s.Webhook.Tolerance = cmpOr(s.Webhook.Tolerance, Duration(WebhookToleranceDefault))
+		s.Webhook.Tolerance = cmp.Or(s.Webhook.Tolerance, Duration(WebhookToleranceDefault))
 		s.Webhook.Secrets = nonEmpty(s.Webhook.Secrets)
 		s.Webhook.BearerTokens = nonEmpty(s.Webhook.BearerTokens)
-		s.API.Timeout = cmpOr(s.API.Timeout, Duration(30*time.Second))
-		s.Resync.Interval = cmpOr(s.Resync.Interval, Duration(6*time.Hour))
+		s.API.Timeout = cmp.Or(s.API.Timeout, Duration(30*time.Second))
+		s.Resync.Interval = cmp.Or(s.Resync.Interval, Duration(6*time.Hour))
 		if s.Resync.Periodic == nil {
 			s.Resync.Periodic = boolPtr(true)
 		}
@@ -362,18 +363,9 @@ func (c *Config) applyDefaults() {
 		if r.Sessions == nil {
 			r.Sessions = boolPtr(s.API.Configured() && sessionKinds[s.Kind])
 		}
-		r.ZeroIDAction = cmpOr(r.ZeroIDAction, "signal")
-		r.OwnerKey = cmpOr(r.OwnerKey, "id")
+		r.ZeroIDAction = cmp.Or(r.ZeroIDAction, "signal")
+		r.OwnerKey = cmp.Or(r.OwnerKey, "id")
 	}
-}
-
-// cmpOr is cmp.Or for the field types above; zero means "not set".
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 var (
