@@ -242,16 +242,6 @@ func (s Source) ResyncEntities() []string {
 // RevokesSessions reports whether the policy revokes sessions at the source's IdP.
 func (s Source) RevokesSessions() bool { return s.Revocation.Sessions != nil && *s.Revocation.Sessions }
 
-// Triggers reports whether trigger is one of the source's revocation triggers.
-func (s Source) Triggers(trigger string) bool {
-	for _, t := range s.Revocation.Triggers {
-		if t == trigger {
-			return true
-		}
-	}
-	return false
-}
-
 // Webhook holds a source's webhook verification settings. Which fields apply depends on the kind:
 //
 //	clerk:   secrets (Svix signing secrets, whsec_...), tolerance

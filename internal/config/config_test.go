@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,11 +111,11 @@ sources:
 		t.Errorf("a webhook-only source neither resyncs nor revokes sessions: %+v", hooks)
 	}
 	if !full.RevokesSessions() || len(full.ResyncEntities()) != 3 || !*full.Resync.Periodic ||
-		time.Duration(full.Resync.Interval) != 6*time.Hour || !full.Triggers(config.TriggerOrganizationSuspended) ||
+		time.Duration(full.Resync.Interval) != 6*time.Hour || !slices.Equal(full.Revocation.Triggers, config.AllTriggers) ||
 		full.Revocation.ZeroIDAction != "signal" || full.Revocation.OwnerKey != "id" {
 		t.Errorf("defaults with api: %+v", full)
 	}
-	if quiet.HasWebhook() || quiet.Triggers(config.TriggerUserDeleted) || *quiet.Resync.Periodic || len(quiet.ResyncEntities()) != 1 {
+	if quiet.HasWebhook() || len(quiet.Revocation.Triggers) != 0 || *quiet.Resync.Periodic || len(quiet.ResyncEntities()) != 1 {
 		t.Errorf("explicit settings: %+v", quiet)
 	}
 }

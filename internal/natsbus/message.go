@@ -2,7 +2,6 @@ package natsbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -102,20 +101,4 @@ func decodeEvent(subject string, h nats.Header, body []byte, storedAt time.Time)
 		return nil, fmt.Errorf("message on %s lacks the %s or %s header", subject, HeaderSource, HeaderEventID)
 	}
 	return ev, nil
-}
-
-// GetEvent reads the event stored at stream sequence seq.
-func (b *Bus) GetEvent(ctx context.Context, seq uint64) (*Event, error) {
-	st, err := b.js.Stream(ctx, b.stream.Name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", b.stream.Name, err)
-	}
-	raw, err := st.GetMsg(ctx, seq)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, fmt.Errorf("stream %s has no message %d (expired or never stored): %w", b.stream.Name, seq, err)
-		}
-		return nil, err
-	}
-	return decodeEvent(raw.Subject, raw.Header, raw.Data, raw.Time)
 }

@@ -97,9 +97,6 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // JetStream returns the underlying JetStream context, for operator tools that read the stream.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
-// StreamName returns the event stream's name.
-func (b *Bus) StreamName() string { return b.stream.Name }
-
 // EnsureStream creates the event stream or updates it to the configuration.
 func (b *Bus) EnsureStream(ctx context.Context) error {
 	s := b.stream

@@ -84,7 +84,11 @@ func TestShutdownDrainsInFlightDeliveries(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	if _, err := bus.GetEvent(context.Background(), 1); err != nil {
+	st, err := bus.JetStream().Stream(context.Background(), "IDPSYNC_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := st.GetMsg(context.Background(), 1); err != nil || msg.Header.Get("Idpsync-Event-Id") != "msg_inflight" {
 		t.Fatalf("the in-flight event is not in the stream: %v", err)
 	}
 	// New connections are refused once shut down.
