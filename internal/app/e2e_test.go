@@ -498,3 +498,24 @@ func eventMsg(s *stack, ev *natsbus.Event) *nats.Msg {
 	m.Header.Set("Nats-Msg-Id", "late-copy")
 	return m
 }
+
+// A worker started while NATS is down waits for it instead of exiting, and records what arrives
+// once NATS is back.
+func TestEndToEndWorkerStartsDuringNATSOutage(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	s.stopWorkerAndWait()
+	s.nats.Shutdown()
+	s.startWorker()
+	time.Sleep(6 * time.Second) // longer than JetStream's 5s request timeout: the first attempts fail
+	select {
+	case <-s.workerDone:
+		t.Fatal("the worker exited because NATS was down when it started")
+	default:
+	}
+	s.nats.Restart()
+	s.eventually("the receiver to reconnect", func() bool { return s.bus.Conn().IsConnected() })
+	if st := s.settled(s.send(clerkEvent("user.created", 1700000001, clerkUser("user_late", "Late", 1700000001000, false)))); st != "applied" {
+		t.Fatalf("status %s", st)
+	}
+}

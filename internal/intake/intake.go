@@ -90,12 +90,9 @@ func New(cfg Config) (*Intake, error) {
 
 // Run consumes until ctx is done, then stops fetching, records what it already holds, and returns.
 func (in *Intake) Run(ctx context.Context) error {
-	cons, err := in.cfg.Bus.Consume(ctx, in.cfg.Consumer, 2*in.cfg.BatchSize)
+	cons, err := in.consume(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // shut down while starting
-		}
-		return err
+		return nil // shut down before the consumer was reachable
 	}
 	stop := context.AfterFunc(ctx, cons.Drain)
 	defer stop()
@@ -117,6 +114,29 @@ func (in *Intake) Run(ctx context.Context) error {
 			continue
 		}
 		in.Process(work, batch)
+	}
+}
+
+// consume creates (or finds) the durable consumer and starts pulling, retrying with backoff for as
+// long as NATS cannot answer: a worker started during an outage waits for it rather than exiting.
+// It fails only when ctx is done.
+func (in *Intake) consume(ctx context.Context) (*natsbus.Consumer, error) {
+	for attempt := uint64(1); ; attempt++ {
+		cons, err := in.cfg.Bus.Consume(ctx, in.cfg.Consumer, 2*in.cfg.BatchSize)
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		delay := backoff(attempt)
+		in.cfg.Logger.Warn("cannot reach the stream's consumer yet; retrying", "consumer", in.cfg.Consumer.Durable,
+			"attempt", attempt, "retry_in", delay.String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
 	}
 }
 
