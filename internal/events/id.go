@@ -1,0 +1,44 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxIDLen bounds every id idpsync takes from the network: a delivery id (svix-id), an event id
+// derived from a payload, an entity id. An event id becomes part of a primary key, of the
+// JetStream message id (Nats-Msg-Id) and of a NATS header, so it must be short and printable.
+const MaxIDLen = 256
+
+// ErrInvalidID is wrapped by CheckID's errors.
+var ErrInvalidID = errors.New("invalid id")
+
+// CheckID reports whether id can identify an event or an entity: 1 to MaxIDLen bytes of valid
+// UTF-8 without control characters (no NUL, no line breaks) or other unprintable runes. The error
+// says what is wrong without repeating the id, which may be large or hostile.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidID, len(id), MaxIDLen)
+	}
+	for i, r := range id {
+		switch {
+		case r == utf8.RuneError && isBadRune(id[i:]):
+			return fmt.Errorf("%w: not valid UTF-8 at byte %d", ErrInvalidID, i)
+		case !unicode.IsPrint(r):
+			return fmt.Errorf("%w: unprintable character U+%04X at byte %d", ErrInvalidID, r, i)
+		}
+	}
+	return nil
+}
+
+// isBadRune reports whether s starts with an invalid UTF-8 sequence (rather than an encoded
+// U+FFFD, which is valid).
+func isBadRune(s string) bool {
+	_, size := utf8.DecodeRuneInString(s)
+	return size <= 1
+}
