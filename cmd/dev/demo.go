@@ -12,14 +12,16 @@ import (
 	"strings"
 
 	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
 )
 
 // demo is what `make run` serves without a configuration: fake Clerk and ZeroID management APIs,
 // in this process, and the sources that use them.
 type demo struct {
 	secret string
-	clerk  *fakeidp.Clerk
-	zeroid *fakeidp.ZeroID
+	clerk  *clerkfake.Fake
+	zeroid *zeroidfake.Fake
 	// banTarget is a member of the first organization who owns agents, for the printed example.
 	banTarget string
 }
@@ -41,16 +43,16 @@ func startDemo(dataDir string) (*demo, error) {
 	}
 	d := &demo{
 		secret: secret,
-		clerk: fakeidp.NewClerk(fakeidp.ClerkOptions{Seed: 1, Users: demoUsers, Organizations: demoOrgs,
+		clerk: clerkfake.New(clerkfake.Options{Seed: 1, Users: demoUsers, Organizations: demoOrgs,
 			MembersPerOrganization: demoMembers, SessionsPerUser: 2}),
-		zeroid: fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Seed: 1}),
+		zeroid: zeroidfake.New(zeroidfake.Options{Seed: 1}),
 	}
 	d.clerk.Start()
 	d.zeroid.Start()
 	ids := d.clerk.UserIDs()
 	for i, id := range ids[:min(len(ids), 40)] {
 		for j := range 2 {
-			d.zeroid.CreateIdentity(fakeidp.ZeroIDIdentity{Name: fmt.Sprintf("agent-%d-%d", i, j), IdentityType: "agent",
+			d.zeroid.CreateIdentity(zeroidfake.Identity{Name: fmt.Sprintf("agent-%d-%d", i, j), IdentityType: "agent",
 				Status: "active", OwnerUserID: id})
 		}
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 func main() {
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else if created {
 		logger.Info("database created")
 	}
-	pool, err := app.OpenDatabase(ctx, cfg)
+	pool, err := worker.OpenDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -148,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	w, err := app.NewWorker(cfg, pool, bus, logger, reg)
+	w, err := worker.FromConfig(cfg, pool, bus, logger, reg)
 	if err != nil {
 		return err
 	}

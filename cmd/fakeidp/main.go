@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/provider/authpi/authpifake"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
+	"github.com/idpsync/idpsync/internal/provider/zitadel/zitadelfake"
 )
 
 func main() {
@@ -94,10 +98,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	clerk := fakeidp.NewClerk(fakeidp.ClerkOptions{Seed: *seed, Users: *users, Organizations: *orgs, MembersPerOrganization: *members, SessionsPerUser: *sessions})
-	zitadel := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Seed: *seed, Users: *users, Organizations: *orgs, SessionsPerUser: *sessions})
-	authpi := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Seed: *seed, Users: *users, Organizations: *orgs})
-	zeroid := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Seed: *seed, Identities: *users, Owners: max(*users/3, 1)})
+	clerk := clerkfake.New(clerkfake.Options{Seed: *seed, Users: *users, Organizations: *orgs, MembersPerOrganization: *members, SessionsPerUser: *sessions})
+	zitadel := zitadelfake.New(zitadelfake.Options{Seed: *seed, Users: *users, Organizations: *orgs, SessionsPerUser: *sessions})
+	authpi := authpifake.New(authpifake.Options{Seed: *seed, Users: *users, Organizations: *orgs})
+	zeroid := zeroidfake.New(zeroidfake.Options{Seed: *seed, Identities: *users, Owners: max(*users/3, 1)})
 	fakes := []interface {
 		Handler() http.Handler
 		SetLatency(time.Duration)
@@ -192,15 +196,15 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 	)
 	switch *provider {
 	case "clerk":
-		f := fakeidp.NewClerk(fakeidp.ClerkOptions{Seed: *seed, Users: 1, Organizations: 1, MembersPerOrganization: 1})
+		f := clerkfake.New(clerkfake.Options{Seed: *seed, Users: 1, Organizations: 1, MembersPerOrganization: 1})
 		ev, err = f.SampleEvent(*typ)
 		sign = f.SignEvent
 	case "zitadel":
-		f := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Seed: *seed, Users: 1})
+		f := zitadelfake.New(zitadelfake.Options{Seed: *seed, Users: 1})
 		ev, err = f.SampleEvent(*typ)
 		sign = f.SignEvent
 	case "authpi":
-		f := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Seed: *seed, Users: 1, Organizations: 1})
+		f := authpifake.New(authpifake.Options{Seed: *seed, Users: 1, Organizations: 1})
 		ev, err = f.SampleEvent(*typ)
 		sign = f.SignEvent
 	default:

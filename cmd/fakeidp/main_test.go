@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idpsync/idpsync/internal/idpclient/authpi"
-	"github.com/idpsync/idpsync/internal/idpclient/clerk"
-	"github.com/idpsync/idpsync/internal/idpclient/zeroid"
-	"github.com/idpsync/idpsync/internal/idpclient/zitadel"
+	"github.com/idpsync/idpsync/internal/provider/authpi"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
+	"github.com/idpsync/idpsync/internal/provider/zeroid"
+	"github.com/idpsync/idpsync/internal/provider/zitadel"
 	"github.com/idpsync/idpsync/internal/webhook"
 )
 
@@ -106,9 +106,9 @@ func TestServeAllProviders(t *testing.T) {
 func TestSendSignsLikeTheIdP(t *testing.T) {
 	t.Parallel()
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	svix, _ := webhook.NewSvix(webhook.SvixConfig{Secrets: []string{secret}})
-	zit, _ := webhook.NewZitadel(webhook.ZitadelConfig{SigningKeys: []string{"zkey"}})
-	bearer, _ := webhook.NewBearer("tok")
+	svix, _ := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}, Tolerance: 5 * time.Minute})
+	zit, _ := zitadel.NewVerifier(zitadel.VerifierConfig{SigningKeys: []string{"zkey"}, Tolerance: 5 * time.Minute})
+	bearer, _ := authpi.NewBearer("tok")
 	for _, tc := range []struct {
 		provider, typ, secret string
 		v                     webhook.Verifier

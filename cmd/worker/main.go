@@ -29,6 +29,7 @@ import (
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 func main() {
@@ -111,7 +112,7 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := app.OpenDatabase(ctx, e.cfg)
+	pool, err := worker.OpenDatabase(ctx, e.cfg)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer bus.Conn().Close()
-	w, err := app.NewWorker(e.cfg, pool, bus, e.logger, app.NewRegistry())
+	w, err := worker.FromConfig(e.cfg, pool, bus, e.logger, app.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := app.OpenDatabase(ctx, e.cfg)
+	pool, err := worker.OpenDatabase(ctx, e.cfg)
 	if err != nil {
 		return err
 	}

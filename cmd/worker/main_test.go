@@ -14,9 +14,10 @@ import (
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
-	"github.com/idpsync/idpsync/internal/fakeidp"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
 	"github.com/idpsync/idpsync/internal/store/storetest"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 // setup writes a configuration for a fresh schema and returns its path and getenv.
@@ -59,7 +60,7 @@ func TestMigrateIsANoOpTheSecondTime(t *testing.T) {
 // drift it healed.
 func TestResyncWaits(t *testing.T) {
 	t.Parallel()
-	f := fakeidp.NewClerk(fakeidp.ClerkOptions{Seed: 3, Users: 120})
+	f := clerkfake.New(clerkfake.Options{Seed: 3, Users: 120})
 	f.Start()
 	t.Cleanup(f.Close)
 	sources := fmt.Sprintf(`[{name: c, kind: clerk, api: {secret_key: %q, base_url: %q}, resync: {periodic: false}}]`, f.SecretKey(), f.BaseURL())
@@ -68,7 +69,7 @@ func TestResyncWaits(t *testing.T) {
 	// A worker, as deployed next to the command.
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.DiscardHandler)
-	pool, err := app.OpenDatabase(ctx, cfg)
+	pool, err := worker.OpenDatabase(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestResyncWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := app.NewWorker(cfg, pool, bus, logger, app.NewRegistry())
+	w, err := worker.FromConfig(cfg, pool, bus, logger, app.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/replay"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 const replayUsage = `usage: worker replay [-from log|stream|dead-letters] [filters]
@@ -56,7 +57,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		}
 	}
 
-	pool, err := app.OpenDatabase(ctx, e.cfg)
+	pool, err := worker.OpenDatabase(ctx, e.cfg)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer bus.Conn().Close()
-	rec, client, err := app.NewRecorder(e.cfg, pool, bus, e.logger)
+	rec, client, err := worker.NewRecorder(e.cfg, pool, bus, e.logger)
 	if err != nil {
 		return err
 	}

@@ -14,9 +14,10 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 func runResync(ctx context.Context, e *env, args []string) error {
@@ -39,15 +40,20 @@ func runResync(ctx context.Context, e *env, args []string) error {
 	}
 	list := src.ResyncEntities()
 	if *entities != "" {
-		list = split(*entities)
-		for _, en := range list {
-			if !slices.Contains(src.ResyncEntities(), en) {
-				return fmt.Errorf("-entity: source %s resyncs %s, not %q", *source, strings.Join(src.ResyncEntities(), ", "), en)
+		list = nil
+		for _, name := range split(*entities) {
+			en, err := events.ParseEntity(name)
+			if err != nil {
+				return fmt.Errorf("-entity: %w", err)
 			}
+			if !slices.Contains(src.ResyncEntities(), en) {
+				return fmt.Errorf("-entity: source %s resyncs %s, not %s", *source, plurals(src.ResyncEntities()), en.Plural())
+			}
+			list = append(list, en)
 		}
 	}
 
-	pool, err := app.OpenDatabase(ctx, e.cfg)
+	pool, err := worker.OpenDatabase(ctx, e.cfg)
 	if err != nil {
 		return err
 	}
@@ -56,17 +62,17 @@ func runResync(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	jobs := make(map[string]int64, len(list))
+	jobs := make(map[events.Entity]int64, len(list))
 	for _, en := range list {
 		res, err := client.Insert(ctx, handlers.ResyncArgs{Source: *source, Entity: en}, nil)
 		if err != nil {
-			return fmt.Errorf("enqueueing the resync of %s: %w", en, err)
+			return fmt.Errorf("enqueueing the resync of %s: %w", en.Plural(), err)
 		}
 		jobs[en] = res.Job.ID
 		if res.UniqueSkippedAsDuplicate {
-			fmt.Fprintf(e.stdout, "a resync of %s %s is already under way (job %d)\n", *source, en, res.Job.ID)
+			fmt.Fprintf(e.stdout, "a resync of %s %s is already under way (job %d)\n", *source, en.Plural(), res.Job.ID)
 		} else {
-			fmt.Fprintf(e.stdout, "resync of %s %s enqueued (job %d); a running worker takes it\n", *source, en, res.Job.ID)
+			fmt.Fprintf(e.stdout, "resync of %s %s enqueued (job %d); a running worker takes it\n", *source, en.Plural(), res.Job.ID)
 		}
 	}
 	if !*wait {
@@ -77,13 +83,13 @@ func runResync(ctx context.Context, e *env, args []string) error {
 
 // follow shows the runs' progress until they finish: one line rewritten in place on a terminal, a
 // line every five seconds otherwise.
-func follow(ctx context.Context, e *env, pool store.DBTX, entities []string, jobs map[string]int64) error {
+func follow(ctx context.Context, e *env, pool store.DBTX, entities []events.Entity, jobs map[events.Entity]int64) error {
 	tty := isTerminal(e.stderr)
 	ticker := time.NewTicker(500 * time.Millisecond)
 	defer ticker.Stop()
 	var lastPrint time.Time
 	for {
-		runs := map[string]store.ResyncRun{}
+		runs := map[events.Entity]store.ResyncRun{}
 		done := 0
 		for _, en := range entities {
 			r, err := store.GetResyncRunByJob(ctx, pool, jobs[en])
@@ -100,9 +106,9 @@ func follow(ctx context.Context, e *env, pool store.DBTX, entities []string, job
 			r := runs[en]
 			switch r.Status {
 			case "":
-				parts = append(parts, en+": waiting for a worker")
+				parts = append(parts, en.Plural()+": waiting for a worker")
 			default:
-				parts = append(parts, fmt.Sprintf("%s: %s, %d seen, drift +%d ~%d -%d", en, r.Status, r.Seen, r.Created, r.Updated, r.Deleted))
+				parts = append(parts, fmt.Sprintf("%s: %s, %d seen, drift +%d ~%d -%d", en.Plural(), r.Status, r.Seen, r.Created, r.Updated, r.Deleted))
 			}
 		}
 		line := strings.Join(parts, " | ")
@@ -121,9 +127,9 @@ func follow(ctx context.Context, e *env, pool store.DBTX, entities []string, job
 			for _, en := range entities {
 				r := runs[en]
 				fmt.Fprintf(e.stdout, "%s %s: %s in %s; %d seen, %d created, %d updated, %d deleted, %d skipped\n",
-					r.Source, en, r.Status, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), r.Seen, r.Created, r.Updated, r.Deleted, r.Skipped)
+					r.Source, en.Plural(), r.Status, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), r.Seen, r.Created, r.Updated, r.Deleted, r.Skipped)
 				if r.Status == store.RunFailed {
-					failed = append(failed, en+": "+r.Error)
+					failed = append(failed, en.Plural()+": "+r.Error)
 				}
 			}
 			if len(failed) > 0 {
@@ -146,4 +152,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+func plurals(es []events.Entity) string {
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.Plural()
+	}
+	return strings.Join(names, ", ")
 }

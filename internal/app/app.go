@@ -1,6 +1,8 @@
-// Package app wires idpsync's processes from a config.Config: the logger, the connections, the
-// receiver and the worker. The mains in cmd/ are thin shells around it, and the end-to-end tests
-// run the very same wiring.
+// Package app holds the wiring every idpsync process shares, and the receiver's: the logger, the
+// metrics registry, the connection to JetStream and the receiver built from a config.Config. The
+// worker's wiring is internal/worker's. The mains in cmd/ are thin shells around them, and the
+// end-to-end tests run the very same wiring. It links no database and no job queue, so neither
+// does the receiver binary.
 package app
 
 import (
@@ -14,23 +16,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/idpsync/idpsync/internal/config"
-	"github.com/idpsync/idpsync/internal/connector"
-	"github.com/idpsync/idpsync/internal/events"
-	"github.com/idpsync/idpsync/internal/handlers"
-	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/receiver"
-	"github.com/idpsync/idpsync/internal/store"
-	"github.com/idpsync/idpsync/internal/worker"
 )
 
 // NewLogger returns the JSON logger of every idpsync process. level is debug, info, warn or error.
@@ -79,11 +71,6 @@ func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logg
 	return bus, nil
 }
 
-// OpenDatabase connects to cfg's Postgres.
-func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
-	return store.Open(ctx, cfg.Database.URL, cfg.Database.Schema, cfg.Database.MaxConns)
-}
-
 // headerAllowance is room left in a NATS message for the headers the receiver adds.
 const headerAllowance = 4096
 
@@ -104,7 +91,7 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
-		sources = append(sources, receiver.Source{Name: s.Name, Kind: s.Kind, Verifier: v})
+		sources = append(sources, receiver.Source{Name: s.Name, Verifier: v, ParseEnvelopeFunc: s.Provider().Webhook.ParseEnvelopeFunc})
 	}
 	if len(sources) == 0 {
 		return nil, errors.New("no source has webhook settings, so the receiver has nothing to receive")
@@ -124,58 +111,6 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	return receiver.Listen(r.Addr, h, time.Duration(r.ShutdownTimeout))
 }
 
-// NewWorker builds the worker of cfg; its metrics go to reg, which its admin server serves.
-func NewWorker(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*worker.Worker, error) {
-	w := cfg.Worker
-	idps, err := connector.Build(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	policies := map[string]handlers.Policy{}
-	var resyncs []worker.ResyncSchedule
-	for _, s := range cfg.Sources {
-		r := s.Revocation
-		triggers := map[string]bool{}
-		for _, t := range r.Triggers {
-			triggers[t] = true
-		}
-		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
-			Offboard: r.ZeroIDAction == "offboard", OwnerKey: r.OwnerKey}
-		if *s.Resync.Periodic {
-			for _, e := range s.ResyncEntities() {
-				resyncs = append(resyncs, worker.ResyncSchedule{Source: s.Name, Entity: e, Interval: time.Duration(s.Resync.Interval)})
-			}
-		}
-	}
-	adminAddr := w.AdminAddr
-	if adminAddr == "-" {
-		adminAddr = ""
-	}
-	return worker.New(worker.Config{
-		Pool:   pool,
-		Schema: cfg.Database.Schema,
-		Bus:    bus,
-		Consumer: natsbus.ConsumerConfig{
-			Durable:       w.Consumer,
-			AckWait:       time.Duration(w.AckWait),
-			MaxAckPending: 10 * w.BatchSize,
-		},
-		KindOf:           KindOf(cfg),
-		BatchSize:        w.BatchSize,
-		ReconcileWorkers: w.ReconcileWorkers,
-		RevokeWorkers:    w.RevokeWorkers,
-		ResyncWorkers:    w.ResyncWorkers,
-		IdPs:             idps,
-		Policies:         policies,
-		Resyncs:          resyncs,
-		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
-		AdminAddr:        adminAddr,
-		RiverUI:          w.RiverUI,
-		Logger:           logger,
-		Registry:         reg,
-	})
-}
-
 // ServeMetrics serves reg at /metrics (with /healthz) on addr until ctx is done. The receiver's
 // admin server uses it.
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
@@ -187,33 +122,4 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 		return err
 	}
 	return srv.Serve(ctx)
-}
-
-// KindOf returns the lookup of each configured source's kind.
-func KindOf(cfg *config.Config) func(string) (events.Kind, bool) {
-	kinds := make(map[string]events.Kind, len(cfg.Sources))
-	for _, s := range cfg.Sources {
-		kinds[s.Name] = s.Kind
-	}
-	return func(source string) (events.Kind, bool) {
-		k, ok := kinds[source]
-		return k, ok
-	}
-}
-
-// NewRecorder returns an intake that records deliveries without consuming (for replays), with an
-// insert-only River client to enqueue their jobs.
-func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*intake.Intake, *river.Client[pgx.Tx], error) {
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.Database.Schema, Logger: logger.With("component", "river")})
-	if err != nil {
-		return nil, nil, fmt.Errorf("river client: %w", err)
-	}
-	in, err := intake.New(intake.Config{
-		Bus: bus, Pool: pool, Jobs: client, Logger: logger, KindOf: KindOf(cfg),
-		Consumer: natsbus.ConsumerConfig{Durable: cfg.Worker.Consumer, AckWait: time.Duration(cfg.Worker.AckWait)},
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return in, client, nil
 }

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -26,7 +28,7 @@ const benchFakeEnv = "IDPSYNC_BENCH_CLERK_USERS"
 func TestMain(m *testing.M) {
 	if n := os.Getenv(benchFakeEnv); n != "" {
 		users, _ := strconv.Atoi(n)
-		f := fakeidp.NewClerk(fakeidp.ClerkOptions{Seed: 42, Users: users})
+		f := clerkfake.New(clerkfake.Options{Seed: 42, Users: users})
 		fmt.Println(f.Start())
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin
 		f.Close()
@@ -125,7 +127,7 @@ func BenchmarkResync(b *testing.B) {
 				runtime.GC()
 				stop := memoryPeaks()
 				start := time.Now()
-				run := s.finishedWithin(s.resync("users"), 10*time.Minute)
+				run := s.finishedWithin(s.resync(events.EntityUser), 10*time.Minute)
 				took := time.Since(start)
 				rssMiB, heapMiB := stop()
 				if run.Status != store.RunSucceeded || run.Seen != int64(users) {
@@ -147,12 +149,12 @@ func BenchmarkResync(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkOrganizationDeletedRevocation ./internal/app
 func BenchmarkOrganizationDeletedRevocation(b *testing.B) {
 	const orgs, members = 100, 10
-	s, c, z := revocationStackWith(b, fakeidp.ClerkOptions{Seed: 5, Users: orgs * members, Organizations: orgs,
+	s, c, z := revocationStackWith(b, clerkfake.Options{Seed: 5, Users: orgs * members, Organizations: orgs,
 		MembersPerOrganization: members, SessionsPerUser: 1}, "{zeroid: agents}")
 	for _, uid := range c.UserIDs() {
-		z.CreateIdentity(fakeidp.ZeroIDIdentity{Name: "agent", IdentityType: "agent", Status: "active", OwnerUserID: uid})
+		z.CreateIdentity(zeroidfake.Identity{Name: "agent", IdentityType: "agent", Status: "active", OwnerUserID: uid})
 	}
-	for _, entity := range []string{"users", "organizations", "memberships"} {
+	for _, entity := range events.MirroredEntities {
 		if run := s.finishedWithin(s.resync(entity), 10*time.Minute); run.Status != store.RunSucceeded {
 			b.Fatalf("resync %s: %+v", entity, run)
 		}

@@ -27,8 +27,8 @@ import (
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/store/storetest"
-	"github.com/idpsync/idpsync/internal/webhook"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
@@ -118,7 +118,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 // startWorker starts a worker process, as a (re)started deployment would.
 func (s *stack) startWorker() {
 	s.t.Helper()
-	w, err := app.NewWorker(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
+	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func (s *stack) stopWorkerAndWait() {
 // deliver signs body as Clerk's Svix does and posts it under delivery id, returning the status.
 func (s *stack) deliver(id string, body []byte) int {
 	s.t.Helper()
-	h, err := webhook.SignSvix(id, time.Now(), body, secret)
+	h, err := clerk.SignSvix(id, time.Now(), body, secret)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestRedeliveryAfterCommitEnqueuesNoSecondJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, err := intake.New(intake.Config{Bus: bus, Consumer: natsbus.ConsumerConfig{Durable: "crash", AckWait: time.Second, MaxAckPending: 100},
-		Pool: pool, Jobs: inserter, KindOf: func(string) (events.Kind, bool) { return events.KindClerk, true }})
+		Pool: pool, Jobs: inserter, KindOf: func(string) (events.Kind, bool) { return clerk.Kind, true }})
 	if err != nil {
 		t.Fatal(err)
 	}

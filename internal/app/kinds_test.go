@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/provider/authpi/authpifake"
+	"github.com/idpsync/idpsync/internal/provider/zitadel/zitadelfake"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -23,7 +26,7 @@ func TestZitadelSource(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const key = "zitadel-target-signing-key"
-	z := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Seed: 21, Organizations: 1})
+	z := zitadelfake.New(zitadelfake.Options{Seed: 21, Organizations: 1})
 	url := z.Start()
 	t.Cleanup(z.Close)
 	s := startStack(t, withSources(fmt.Sprintf(`[
@@ -54,7 +57,7 @@ func TestZitadelSource(t *testing.T) {
 		return first, email, banned, deleted
 	}
 
-	u := z.CreateUser(fakeidp.ZitadelUser{OrgID: org, Username: "grace", FirstName: "Grace", LastName: "Hopper", Email: "grace@example.com"})
+	u := z.CreateUser(zitadelfake.User{OrgID: org, Username: "grace", FirstName: "Grace", LastName: "Hopper", Email: "grace@example.com"})
 	flush()
 	if first, email, _, _ := row(u.ID); first != "Grace" || email != "grace@example.com" {
 		t.Fatalf("after user.human.added: %q %q", first, email)
@@ -109,7 +112,7 @@ func TestZitadelSource(t *testing.T) {
 
 	// A resync finds the webhooks' rows right (no drift in users) and heals what no webhook
 	// announced: the organization the fake was seeded with.
-	for entity, wantCreated := range map[string]int64{"users": 0, "organizations": 1} {
+	for entity, wantCreated := range map[events.Entity]int64{events.EntityUser: 0, events.EntityOrganization: 1} {
 		job, err := s.worker.River().Insert(ctx, resyncArgs("zitadel-e2e", entity), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +130,7 @@ func TestAuthPISource(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const token, signing = "authpi-bearer-token", "whs_authpi_signing_secret"
-	a := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Seed: 31})
+	a := authpifake.New(authpifake.Options{Seed: 31})
 	a.Start()
 	t.Cleanup(a.Close)
 	s := startStack(t, withSources(fmt.Sprintf(`[{name: authpi-e2e, kind: authpi, webhook: {bearer_tokens: [%q], secrets: [%q]}}]`, token, signing)))
@@ -145,11 +148,11 @@ func TestAuthPISource(t *testing.T) {
 		s.quiescent()
 	}
 	issuer := a.IssuerIDs()[0]
-	u, err := a.CreateUser(fakeidp.AuthPIUser{IssuerID: issuer, Username: "alan", Email: "alan@example.com", DisplayName: "Alan Turing"})
+	u, err := a.CreateUser(authpifake.User{IssuerID: issuer, Username: "alan", Email: "alan@example.com", DisplayName: "Alan Turing"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := a.CreateOrganization(fakeidp.AuthPIOrganization{IssuerID: issuer, Name: "Bletchley", Slug: "bletchley"})
+	o, err := a.CreateOrganization(authpifake.Organization{IssuerID: issuer, Name: "Bletchley", Slug: "bletchley"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +170,7 @@ func TestAuthPISource(t *testing.T) {
 		t.Fatalf("membership: %v", got)
 	}
 
-	if _, err := a.UpdateUser(issuer, u.ID, func(x *fakeidp.AuthPIUser) { x.Status = "suspended" }); err != nil {
+	if _, err := a.UpdateUser(issuer, u.ID, func(x *authpifake.User) { x.Status = "suspended" }); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.RemoveMember(o.ID, u.ID); err != nil {

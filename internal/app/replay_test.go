@@ -6,15 +6,15 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/replay"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/worker"
 )
 
 func (s *stack) recorder() (replay.Recorder, func(context.Context, store.EventFilter) (replay.Counts, error)) {
 	s.t.Helper()
-	rec, client, err := app.NewRecorder(s.cfg, s.pool, s.bus, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec, client, err := worker.NewRecorder(s.cfg, s.pool, s.bus, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		s.t.Fatal(err)
 	}

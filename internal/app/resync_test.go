@@ -14,26 +14,27 @@ import (
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/fakeidp"
 	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
 // startClerk starts a Clerk fake with the given data set, closed when the test ends.
-func startClerk(t testing.TB, opts fakeidp.ClerkOptions) *fakeidp.Clerk {
+func startClerk(t testing.TB, opts clerkfake.Options) *clerkfake.Fake {
 	t.Helper()
-	f := fakeidp.NewClerk(opts)
+	f := clerkfake.New(opts)
 	f.Start()
 	t.Cleanup(f.Close)
 	return f
 }
 
 // clerkSource is the YAML of a Clerk source with webhooks and the fake's API.
-func clerkSource(f *fakeidp.Clerk, extra string) string {
+func clerkSource(f *clerkfake.Fake, extra string) string {
 	return fmt.Sprintf(`{name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}, api: {secret_key: %q, base_url: %q}, resync: {periodic: false}%s}`,
 		secret, f.SecretKey(), f.BaseURL(), extra)
 }
 
 // resync enqueues a resync job and returns its id.
-func (s *stack) resync(entity string) int64 {
+func (s *stack) resync(entity events.Entity) int64 {
 	s.t.Helper()
 	res, err := s.worker.River().Insert(context.Background(), handlers.ResyncArgs{Source: "clerk-e2e", Entity: entity}, nil)
 	if err != nil {
@@ -108,7 +109,7 @@ func (s *stack) seedMirror(users ...*events.User) {
 // the IdP's state, resumes from its checkpoint, and counts the drift it healed.
 func TestResyncConvergesThroughRateLimitsAndACrash(t *testing.T) {
 	t.Parallel()
-	f := startClerk(t, fakeidp.ClerkOptions{Seed: 7, Users: 10_000})
+	f := startClerk(t, clerkfake.Options{Seed: 7, Users: 10_000})
 	s := startStack(t, withSources("["+clerkSource(f, "")+"]"),
 		withWorker(`{admin_addr: "-", shutdown_timeout: 1s}`))
 
@@ -129,7 +130,7 @@ func TestResyncConvergesThroughRateLimitsAndACrash(t *testing.T) {
 
 	f.FailEvery(5, fakeidp.Failure{Status: http.StatusTooManyRequests, RetryAfter: time.Second, PathPrefix: "/v1/users"})
 	f.SetLatency(150 * time.Millisecond)
-	job := s.resync("users")
+	job := s.resync(events.EntityUser)
 
 	// Kill the worker once a few pages are written; a new one resumes.
 	s.eventually("the first pages to be written", func() bool { return s.run(job).Seen >= 1500 })
@@ -192,14 +193,14 @@ func TestResyncConvergesThroughRateLimitsAndACrash(t *testing.T) {
 // while the pass runs is not swept away by it.
 func TestResyncKeepsNewerWebhooks(t *testing.T) {
 	t.Parallel()
-	f := startClerk(t, fakeidp.ClerkOptions{Seed: 8, Users: 1_200})
+	f := startClerk(t, clerkfake.Options{Seed: 8, Users: 1_200})
 	s := startStack(t, withSources("["+clerkSource(f, "")+"]"))
 	ids := f.UserIDs()
 	last := ids[len(ids)-1]
 	lastUser, _ := f.User(last)
 
 	f.SetLatency(300 * time.Millisecond)
-	job := s.resync("users")
+	job := s.resync(events.EntityUser)
 	s.eventually("the pass to start", func() bool { return s.run(job).Seen > 0 })
 	// While the pass runs: a newer update of a user it has not reached yet, and a new user.
 	newer := clerkUser(last, "FromWebhook", lastUser.UpdatedAt.UnixMilli()+60_000, false)
@@ -223,14 +224,14 @@ func TestResyncKeepsNewerWebhooks(t *testing.T) {
 // A pass that fails part way (the IdP starts refusing the key) deletes nothing.
 func TestResyncFailedPassDeletesNothing(t *testing.T) {
 	t.Parallel()
-	f := startClerk(t, fakeidp.ClerkOptions{Seed: 9, Users: 1_500})
+	f := startClerk(t, clerkfake.Options{Seed: 9, Users: 1_500})
 	s := startStack(t, withSources("["+clerkSource(f, "")+"]"))
 	s.seedMirror(&events.User{ID: "user_not_at_the_idp", FirstName: "kept", Version: 1, Raw: json.RawMessage(`{}`)})
 	if _, err := s.pool.Exec(context.Background(), `UPDATE users SET synced_at = now() - interval '1 day'`); err != nil {
 		t.Fatal(err)
 	}
 	f.SetLatency(200 * time.Millisecond)
-	job := s.resync("users")
+	job := s.resync(events.EntityUser)
 	s.eventually("the first page", func() bool { return s.run(job).Seen >= 500 })
 	f.FailEvery(1, fakeidp.Failure{Status: http.StatusForbidden, PathPrefix: "/v1/users"})
 	run := s.finished(job)
@@ -246,6 +247,6 @@ func TestResyncFailedPassDeletesNothing(t *testing.T) {
 	}
 }
 
-func resyncArgs(source, entity string) handlers.ResyncArgs {
+func resyncArgs(source string, entity events.Entity) handlers.ResyncArgs {
 	return handlers.ResyncArgs{Source: source, Entity: entity}
 }

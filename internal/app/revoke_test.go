@@ -10,19 +10,21 @@ import (
 	"time"
 
 	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
 )
 
 // revocationStack is a stack whose Clerk source revokes sessions at the Clerk fake and signals the
 // ZeroID fake's agents; the Clerk fake delivers its webhooks to the receiver.
-func revocationStack(t *testing.T, policy string) (*stack, *fakeidp.Clerk, *fakeidp.ZeroID) {
+func revocationStack(t *testing.T, policy string) (*stack, *clerkfake.Fake, *zeroidfake.Fake) {
 	t.Helper()
-	return revocationStackWith(t, fakeidp.ClerkOptions{Seed: 11}, policy)
+	return revocationStackWith(t, clerkfake.Options{Seed: 11}, policy)
 }
 
-func revocationStackWith(t testing.TB, opts fakeidp.ClerkOptions, policy string) (*stack, *fakeidp.Clerk, *fakeidp.ZeroID) {
+func revocationStackWith(t testing.TB, opts clerkfake.Options, policy string) (*stack, *clerkfake.Fake, *zeroidfake.Fake) {
 	t.Helper()
 	clerkFake := startClerk(t, opts)
-	zero := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Seed: 12})
+	zero := zeroidfake.New(zeroidfake.Options{Seed: 12})
 	zero.Start()
 	t.Cleanup(zero.Close)
 	account, project := zero.Tenant()
@@ -41,9 +43,9 @@ type person struct {
 	agents   []string
 }
 
-func newPerson(t *testing.T, c *fakeidp.Clerk, z *fakeidp.ZeroID, name string) person {
+func newPerson(t *testing.T, c *clerkfake.Fake, z *zeroidfake.Fake, name string) person {
 	t.Helper()
-	u := c.CreateUser(fakeidp.ClerkUser{FirstName: name, Email: name + "@example.com"})
+	u := c.CreateUser(clerkfake.User{FirstName: name, Email: name + "@example.com"})
 	p := person{id: u.ID}
 	for range 2 {
 		sess, err := c.CreateSession(u.ID)
@@ -51,7 +53,7 @@ func newPerson(t *testing.T, c *fakeidp.Clerk, z *fakeidp.ZeroID, name string) p
 			t.Fatal(err)
 		}
 		p.sessions = append(p.sessions, sess.ID)
-		agent := z.CreateIdentity(fakeidp.ZeroIDIdentity{Name: name + "-agent", IdentityType: "agent", Status: "active", OwnerUserID: u.ID})
+		agent := z.CreateIdentity(zeroidfake.Identity{Name: name + "-agent", IdentityType: "agent", Status: "active", OwnerUserID: u.ID})
 		p.agents = append(p.agents, agent.ID)
 	}
 	return p
@@ -91,7 +93,7 @@ func TestOrganizationDeletedRevokesEveryMember(t *testing.T) {
 	s, c, z := revocationStack(t, "{zeroid: agents}")
 	ctx := context.Background()
 
-	org := c.CreateOrganization(fakeidp.ClerkOrganization{Name: "Acme"})
+	org := c.CreateOrganization(clerkfake.Organization{Name: "Acme"})
 	var members []person
 	for i := range 5 {
 		p := newPerson(t, c, z, fmt.Sprint("member", i))
@@ -191,7 +193,7 @@ func TestRateLimitedRevocationIsDelayedNotLost(t *testing.T) {
 	s.eventually("the user in the mirror", func() bool { return s.scalar(`SELECT count(*) FROM users WHERE id = $1`, p.id) == int64(1) })
 
 	c.FailNext(3, fakeidp.Failure{Status: http.StatusTooManyRequests, RetryAfter: time.Second, PathPrefix: "/v1/sessions/", Method: http.MethodPost})
-	if _, err := c.UpdateUser(p.id, func(u *fakeidp.ClerkUser) { u.Banned = true }); err != nil {
+	if _, err := c.UpdateUser(p.id, func(u *clerkfake.User) { u.Banned = true }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.FlushWebhooks(ctx); err != nil {

@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/provider"
+
+	// The configuration's kinds are the providers idpsync ships with.
+	_ "github.com/idpsync/idpsync/internal/provider/all"
 	"github.com/idpsync/idpsync/internal/webhook"
 )
 
@@ -112,7 +116,7 @@ type Source struct {
 	// Name identifies the source in the URL (/webhooks/<name>), in NATS subjects and in the mirror's
 	// source column. Lowercase letters, digits, '-' and '_'. Required.
 	Name string `yaml:"name"`
-	// Kind is the IdP: clerk, zitadel, authpi or zeroid. Required.
+	// Kind is the IdP: one of the registered providers (clerk, zitadel, authpi, zeroid). Required.
 	Kind events.Kind `yaml:"kind"`
 	// Webhook holds the verification settings of the source's deliveries. A source without them
 	// receives no webhooks (resync and revocation only).
@@ -176,9 +180,9 @@ type Resync struct {
 // Revocation is a source's revocation policy: which changes trigger it and what it revokes.
 type Revocation struct {
 	// Triggers: user.deleted, user.banned, user.locked, organization.deleted,
-	// organization.suspended. Defaults to all of them; an empty list ([]) turns revocation off.
-	// An organization's triggers act on every member the mirror holds.
-	Triggers []string `yaml:"triggers"`
+	// organization.suspended (events.Triggers). Defaults to all of them; an empty list ([]) turns
+	// revocation off. An organization's triggers act on every member the mirror holds.
+	Triggers []events.Trigger `yaml:"triggers"`
 	// Sessions revokes the user's sessions at this source's IdP. Defaults to true when the source
 	// has API credentials and its kind can revoke sessions (clerk, zitadel).
 	Sessions *bool `yaml:"sessions"`
@@ -193,50 +197,46 @@ type Revocation struct {
 	OwnerKey string `yaml:"owner_key"`
 }
 
-// The revocation triggers.
-const (
-	TriggerUserDeleted           = "user.deleted"
-	TriggerUserBanned            = "user.banned"
-	TriggerUserLocked            = "user.locked"
-	TriggerOrganizationDeleted   = "organization.deleted"
-	TriggerOrganizationSuspended = "organization.suspended"
-)
-
-// AllTriggers lists every revocation trigger.
-var AllTriggers = []string{TriggerUserDeleted, TriggerUserBanned, TriggerUserLocked, TriggerOrganizationDeleted, TriggerOrganizationSuspended}
-
-// The resync entities.
-const (
-	EntityUsers         = "users"
-	EntityOrganizations = "organizations"
-	EntityMemberships   = "memberships"
-)
-
-// resyncEntities lists what idpsync resyncs of each kind, through its management API. (Zitadel's
-// organization members are not in its REST API; AuthPI's API lists users per issuer and its
-// membership and session paths are not documented: its sources are mirrored by webhook only.)
-var resyncEntities = map[events.Kind][]string{
-	events.KindClerk:   {EntityUsers, EntityOrganizations, EntityMemberships},
-	events.KindZitadel: {EntityUsers, EntityOrganizations},
-}
-
-// sessionKinds can revoke a user's sessions through their management API.
-var sessionKinds = map[events.Kind]bool{events.KindClerk: true, events.KindZitadel: true}
-
-// webhookKinds send webhooks idpsync can parse.
-var webhookKinds = map[events.Kind]bool{events.KindClerk: true, events.KindZitadel: true, events.KindAuthPI: true}
-
 // HasWebhook reports whether the source receives webhooks.
 func (s Source) HasWebhook() bool {
 	return len(s.Webhook.Secrets) > 0 || len(s.Webhook.BearerTokens) > 0
 }
 
 // ResyncEntities returns the entities the source resyncs, none without API credentials.
-func (s Source) ResyncEntities() []string {
+func (s Source) ResyncEntities() []events.Entity {
 	if !s.API.Configured() {
 		return nil
 	}
-	return s.Resync.Entities
+	var out []events.Entity
+	for _, name := range s.Resync.Entities {
+		if e, err := events.ParseEntity(name); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Provider returns the source's provider; nil for a kind no provider registered (which Validate
+// reports).
+func (s Source) Provider() *provider.Provider {
+	p, _ := provider.Lookup(s.Kind)
+	return p
+}
+
+// WebhookSettings returns the source's webhook settings for its provider. now is the clock; nil
+// means time.Now.
+func (s Source) WebhookSettings(now func() time.Time) provider.WebhookSettings {
+	return provider.WebhookSettings{Secrets: s.Webhook.Secrets, BearerTokens: s.Webhook.BearerTokens,
+		Tolerance: time.Duration(s.Webhook.Tolerance), NowFunc: now}
+}
+
+// APISettings returns the source's management-API settings for its provider; the caller adds
+// the HTTP client, limiter, user agent and logger.
+func (s Source) APISettings() provider.APISettings {
+	a := s.API
+	return provider.APISettings{Source: s.Name, BaseURL: a.BaseURL, SecretKey: a.SecretKey, Token: a.Token,
+		ClientID: a.ClientID, ClientSecret: a.ClientSecret, KeyFile: a.KeyFile, KeyID: a.KeyID, KeySecret: a.KeySecret,
+		AccountID: a.AccountID, ProjectID: a.ProjectID, IssuerID: a.IssuerID, OrganizationID: a.OrganizationID}
 }
 
 // RevokesSessions reports whether the policy revokes sessions at the source's IdP.
@@ -343,15 +343,18 @@ func (c *Config) applyDefaults() {
 		if s.Resync.Periodic == nil {
 			s.Resync.Periodic = boolPtr(true)
 		}
-		if s.Resync.Entities == nil {
-			s.Resync.Entities = resyncEntities[s.Kind]
+		p := s.Provider()
+		if s.Resync.Entities == nil && p != nil && p.API != nil {
+			for _, e := range p.API.Resync {
+				s.Resync.Entities = append(s.Resync.Entities, e.Plural())
+			}
 		}
 		r := &s.Revocation
 		if r.Triggers == nil {
-			r.Triggers = AllTriggers
+			r.Triggers = events.Triggers
 		}
 		if r.Sessions == nil {
-			r.Sessions = boolPtr(s.API.Configured() && sessionKinds[s.Kind])
+			r.Sessions = boolPtr(s.API.Configured() && p != nil && p.API != nil && p.API.Sessions)
 		}
 		r.ZeroIDAction = cmp.Or(r.ZeroIDAction, "signal")
 		r.OwnerKey = cmp.Or(r.OwnerKey, "id")
@@ -420,7 +423,7 @@ func (c *Config) Validate() error {
 			}
 			seen[s.Name] = i
 		}
-		if !s.Kind.Valid() {
+		if s.Provider() == nil {
 			bad(field+".kind", "%q is not supported; use one of %s", s.Kind, kindList())
 			continue
 		}
@@ -430,37 +433,43 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateSource(field string, s Source, bad func(field, format string, args ...any)) {
+	p := s.Provider()
 	switch {
-	case s.Kind == events.KindZeroID && s.HasWebhook():
-		bad(field+".webhook", "ZeroID sends no webhooks; a zeroid source is a revocation target, configured with api: only")
-	case s.HasWebhook() && !webhookKinds[s.Kind]:
-		bad(field+".webhook", "webhooks from %s sources are not supported", s.Kind)
+	case s.HasWebhook() && p.Webhook == nil:
+		bad(field+".webhook", "%s sends no webhooks; a %s source is configured with api: only", p.Name, s.Kind)
 	case s.HasWebhook():
 		if _, err := s.Verifier(nil); err != nil {
 			bad(field+".webhook", "%v", err)
 		}
 	}
-	if s.Kind == events.KindZitadel && s.HasWebhook() && !s.API.Configured() {
-		bad(field+".api", "a zitadel source with webhooks needs api credentials too: Zitadel's events carry changes, not states, so idpsync reads each changed user or organization from the API")
+	if p.Webhook != nil && p.Webhook.ReadsEntities && s.HasWebhook() && !s.API.Configured() {
+		bad(field+".api", "a %s source with webhooks needs api credentials too: %s's events carry changes, not states, so idpsync reads each changed user or organization from the API", s.Kind, p.Name)
 	}
-	if s.Kind == events.KindAuthPI && s.API.Configured() {
-		bad(field+".api", "resync and revocation through AuthPI's API are not available (its membership and session paths are not documented); an authpi source is mirrored from its webhooks, remove api:")
+	if s.API.Configured() && p.API == nil {
+		bad(field+".api", "idpsync calls no %s management API; remove api: (a %s source is mirrored from its webhooks)", p.Name, s.Kind)
 	}
 	if !s.HasWebhook() && !s.API.Configured() {
 		bad(field, "the source has neither webhook secrets nor api credentials; give it webhook: to receive its events, api: to resync from it or revoke through it, or both")
 	}
-	if s.API.Configured() {
-		if err := s.API.validate(s.Kind); err != nil {
+	if s.API.Configured() && p.API != nil {
+		if err := p.API.CheckSettingsFunc(s.APISettings()); err != nil {
 			bad(field+".api", "%v", err)
 		}
 		if s.API.RateLimit < 0 {
 			bad(field+".api.rate_limit", "must not be negative; 0 means no cap")
 		}
 	}
-	supported := resyncEntities[s.Kind]
-	for i, e := range s.Resync.Entities {
-		if !slices.Contains(supported, e) {
-			bad(fmt.Sprintf("%s.resync.entities[%d]", field, i), "%q cannot be resynced from a %s source; use %s", e, s.Kind, strings.Join(supported, ", "))
+	var supported []events.Entity
+	if p.API != nil {
+		supported = p.API.Resync
+	}
+	for i, name := range s.Resync.Entities {
+		e, err := events.ParseEntity(name)
+		switch {
+		case err != nil:
+			bad(fmt.Sprintf("%s.resync.entities[%d]", field, i), "%v", err)
+		case !slices.Contains(supported, e):
+			bad(fmt.Sprintf("%s.resync.entities[%d]", field, i), "%q cannot be resynced from a %s source; use %s", name, s.Kind, pluralNames(supported))
 		}
 	}
 	if s.Resync.Interval < Duration(time.Minute) {
@@ -468,25 +477,25 @@ func (c *Config) validateSource(field string, s Source, bad func(field, format s
 	}
 	r := s.Revocation
 	for i, t := range r.Triggers {
-		if !slices.Contains(AllTriggers, t) {
-			bad(fmt.Sprintf("%s.revocation.triggers[%d]", field, i), "%q is not a trigger; use %s", t, strings.Join(AllTriggers, ", "))
+		if !t.Valid() {
+			bad(fmt.Sprintf("%s.revocation.triggers[%d]", field, i), "%q is not a trigger; use %s", t, triggerList())
 		}
 	}
 	if s.RevokesSessions() {
 		switch {
 		case !s.API.Configured():
 			bad(field+".revocation.sessions", "revoking sessions needs the source's api credentials; add api: or set sessions: false")
-		case !sessionKinds[s.Kind]:
-			bad(field+".revocation.sessions", "%s's management API has no documented session revocation; set sessions: false", s.Kind)
+		case p.API == nil || !p.API.Sessions:
+			bad(field+".revocation.sessions", "%s's management API has no documented session revocation; set sessions: false", p.Name)
 		}
 	}
 	if r.ZeroID != "" {
 		target, ok := c.Source(r.ZeroID)
 		switch {
 		case !ok:
-			bad(field+".revocation.zeroid", "no source is named %q; name a source of kind zeroid", r.ZeroID)
-		case target.Kind != events.KindZeroID:
-			bad(field+".revocation.zeroid", "source %q is of kind %s; name a source of kind zeroid", r.ZeroID, target.Kind)
+			bad(field+".revocation.zeroid", "no source is named %q; name a source whose kind holds agents (zeroid)", r.ZeroID)
+		case target.Provider() == nil || target.Provider().API == nil || !target.Provider().API.Agents:
+			bad(field+".revocation.zeroid", "source %q is of kind %s, which holds no agent identities; name a zeroid source", r.ZeroID, target.Kind)
 		}
 	}
 	if r.ZeroIDAction != "signal" && r.ZeroIDAction != "offboard" {
@@ -497,96 +506,42 @@ func (c *Config) validateSource(field string, s Source, bad func(field, format s
 	}
 }
 
-// validate checks that the credentials the kind needs are present. Messages name fields, never
-// values.
-func (a API) validate(kind events.Kind) error {
-	switch kind {
-	case events.KindClerk:
-		if a.SecretKey == "" {
-			return errors.New("secret_key is required for a clerk source (Configure → API keys → Secret key in the Clerk dashboard)")
-		}
-	case events.KindZitadel:
-		methods := 0
-		for _, set := range []bool{a.Token != "", a.ClientID != "" || a.ClientSecret != "", a.KeyFile != ""} {
-			if set {
-				methods++
-			}
-		}
-		switch {
-		case a.BaseURL == "":
-			return errors.New("base_url is required for a zitadel source: the instance URL, e.g. https://my-instance.zitadel.cloud")
-		case methods != 1:
-			return errors.New("set exactly one of token (a personal access token), client_id with client_secret, or key_file (a service user's JSON key)")
-		case (a.ClientID == "") != (a.ClientSecret == ""):
-			return errors.New("client_id and client_secret go together")
-		}
-	case events.KindAuthPI:
-		switch {
-		case a.KeyID == "" || a.KeySecret == "":
-			return errors.New("key_id and key_secret are required for an authpi source (an organization API key)")
-		case a.IssuerID == "":
-			return errors.New("issuer_id is required for an authpi source: the issuer whose users and organizations are mirrored")
-		}
-	case events.KindZeroID:
-		if a.BaseURL == "" || a.AccountID == "" || a.ProjectID == "" {
-			return errors.New("base_url, account_id and project_id are required for a zeroid source")
-		}
-	}
-	return nil
-}
-
 func kindList() string {
-	names := make([]string, len(events.Kinds))
-	for i, k := range events.Kinds {
+	kinds := provider.Kinds()
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
 		names[i] = string(k)
 	}
 	return strings.Join(names, ", ")
 }
 
-// Verifier builds the source's webhook verifier. now is the clock; nil means time.Now.
-func (s Source) Verifier(now func() time.Time) (webhook.Verifier, error) {
-	w := s.Webhook
-	tolerance := time.Duration(w.Tolerance)
-	switch s.Kind {
-	case events.KindClerk:
-		if len(w.Secrets) == 0 {
-			return nil, errors.New("a clerk source needs at least one signing secret in secrets (whsec_..., from the Clerk dashboard: Webhooks → your endpoint → Signing Secret)")
-		}
-		v, err := webhook.NewSvix(webhook.SvixConfig{Secrets: w.Secrets, Tolerance: tolerance, NowFunc: now})
-		if err != nil {
-			return nil, fmt.Errorf("secrets: %w", err)
-		}
-		return v, nil
-	case events.KindZitadel:
-		if len(w.Secrets) == 0 {
-			return nil, errors.New("a zitadel source needs the target's signing key in secrets (returned once when the Actions v2 target is created)")
-		}
-		return webhook.NewZitadel(webhook.ZitadelConfig{SigningKeys: w.Secrets, Tolerance: tolerance, NowFunc: now})
-	case events.KindAuthPI:
-		var all webhook.All
-		if len(w.BearerTokens) > 0 {
-			v, err := webhook.NewBearer(w.BearerTokens...)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, v)
-		}
-		if len(w.Secrets) > 0 {
-			v, err := webhook.NewHMAC(w.Secrets...)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, v)
-		}
-		switch len(all) {
-		case 0:
-			return nil, errors.New("an authpi source needs bearer_tokens (auth type bearer), secrets (auth type signature) or both")
-		case 1:
-			return all[0], nil
-		}
-		return all, nil
+func triggerList() string {
+	names := make([]string, len(events.Triggers))
+	for i, t := range events.Triggers {
+		names[i] = string(t)
 	}
-	return nil, fmt.Errorf("kind %q has no webhook verifier", s.Kind)
+	return strings.Join(names, ", ")
+}
+
+func pluralNames(es []events.Entity) string {
+	if len(es) == 0 {
+		return "nothing (resync: entities: [])"
+	}
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.Plural()
+	}
+	return strings.Join(names, ", ")
+}
+
+// Verifier builds the source's webhook verifier with its provider. now is the clock; nil means
+// time.Now.
+func (s Source) Verifier(now func() time.Time) (webhook.Verifier, error) {
+	p := s.Provider()
+	if p == nil || p.Webhook == nil {
+		return nil, fmt.Errorf("kind %q has no webhook verifier", s.Kind)
+	}
+	return p.Webhook.NewVerifierFunc(s.WebhookSettings(now))
 }
 
 // Source returns the source named name.
@@ -609,4 +564,10 @@ func nonEmpty(values []string) []string {
 		}
 	}
 	return out
+}
+
+// KindOf returns the kind of the configured source named source.
+func (c *Config) KindOf(source string) (events.Kind, bool) {
+	s, ok := c.Source(source)
+	return s.Kind, ok
 }

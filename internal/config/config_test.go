@@ -8,7 +8,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/events"
-	"github.com/idpsync/idpsync/internal/webhook"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 )
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -38,7 +38,7 @@ sources:
 		t.Errorf("receiver = %+v", cfg.Receiver)
 	}
 	s := cfg.Sources[0]
-	if s.Name != "clerk-prod" || s.Kind != events.KindClerk || len(s.Webhook.Secrets) != 1 || s.Webhook.Secrets[0] != secret {
+	if s.Name != "clerk-prod" || s.Kind != clerk.Kind || len(s.Webhook.Secrets) != 1 || s.Webhook.Secrets[0] != secret {
 		t.Errorf("source = %+v (the unset old secret must be dropped)", s)
 	}
 	if time.Duration(s.Webhook.Tolerance) != 10*time.Minute {
@@ -57,7 +57,7 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := v.(*webhook.Svix); !ok {
+	if _, ok := v.(*clerk.Svix); !ok {
 		t.Errorf("clerk verifier is %T", v)
 	}
 }
@@ -111,7 +111,7 @@ sources:
 		t.Errorf("a webhook-only source neither resyncs nor revokes sessions: %+v", hooks)
 	}
 	if !full.RevokesSessions() || len(full.ResyncEntities()) != 3 || !*full.Resync.Periodic ||
-		time.Duration(full.Resync.Interval) != 6*time.Hour || !slices.Equal(full.Revocation.Triggers, config.AllTriggers) ||
+		time.Duration(full.Resync.Interval) != 6*time.Hour || !slices.Equal(full.Revocation.Triggers, events.Triggers) ||
 		full.Revocation.ZeroIDAction != "signal" || full.Revocation.OwnerKey != "id" {
 		t.Errorf("defaults with api: %+v", full)
 	}
@@ -139,7 +139,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"duplicate name", "sources:\n  - {name: a, kind: clerk, webhook: {secrets: [" + secret + "]}}\n  - {name: a, kind: clerk, webhook: {secrets: [" + secret + "]}}", env(),
 			[]string{`sources[1].name: "a" is already the name of sources[0]`}},
 		{"bad kind", "sources:\n  - {name: a, kind: okta}", env(),
-			[]string{`sources[0].kind: "okta" is not supported; use one of clerk, zitadel, authpi, zeroid`}},
+			[]string{`sources[0].kind: "okta" is not supported; use one of authpi, clerk, zeroid, zitadel`}},
 		{"a source with nothing", "sources:\n  - {name: a, kind: clerk}", env(),
 			[]string{"sources[0]: the source has neither webhook secrets nor api credentials"}},
 		{"clerk api without its key", "sources:\n  - {name: a, kind: clerk, api: {rate_limit: 5, base_url: x}}", env(),
@@ -147,11 +147,11 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"zeroid with a webhook", "sources:\n  - {name: z, kind: zeroid, webhook: {bearer_tokens: [t]}, api: {base_url: x, account_id: a, project_id: p}}", env(),
 			[]string{"sources[0].webhook: ZeroID sends no webhooks"}},
 		{"revocation target of the wrong kind", "sources:\n  - {name: a, kind: clerk, api: {secret_key: k}, revocation: {zeroid: a}}", env(),
-			[]string{`sources[0].revocation.zeroid: source "a" is of kind clerk; name a source of kind zeroid`}},
+			[]string{`sources[0].revocation.zeroid: source "a" is of kind clerk, which holds no agent identities; name a zeroid source`}},
 		{"sessions without api", "sources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"" + secret + "\"]}, revocation: {sessions: true}}", env(),
 			[]string{"sources[0].revocation.sessions: revoking sessions needs the source's api credentials"}},
 		{"unknown trigger and entity", "sources:\n  - {name: a, kind: clerk, api: {secret_key: k}, revocation: {triggers: [user.gone]}, resync: {entities: [sessions]}}", env(),
-			[]string{`sources[0].revocation.triggers[0]: "user.gone" is not a trigger`, `sources[0].resync.entities[0]: "sessions" cannot be resynced`}},
+			[]string{`sources[0].revocation.triggers[0]: "user.gone" is not a trigger`, `sources[0].resync.entities[0]: "sessions" is not an entity`}},
 		{"zitadel without one auth method", "sources:\n  - {name: z, kind: zitadel, api: {base_url: x, token: t, client_id: c, client_secret: s}}", env(),
 			[]string{"sources[0].api: set exactly one of token"}},
 		{"bad duration", "nats: {max_age: 7d}\nsources: []", env(), []string{`"7d" is not a duration`, "168h"}},

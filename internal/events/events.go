@@ -1,12 +1,10 @@
 // Package events is idpsync's domain: the canonical event and entity types every identity provider
-// is translated into, the kinds of source, and one payload parser per kind.
+// is translated into, and the vocabularies shared by configuration and logic (entities, revocation
+// triggers, the rule for ids).
 //
-// It knows no engine (no NATS, no SQL, no HTTP) and imports the standard library only. Parsers
-// take the verified raw body of a delivery and return an Event; they never panic on any input.
-//
-// Two levels of parsing exist on purpose. ParseEnvelope reads only what routing needs (the event
-// id, the type and when it happened) and is what the receiver calls on its hot path. Parse reads
-// the whole payload into entities and is what the worker calls before touching the mirror.
+// It knows no engine (no NATS, no SQL, no HTTP) and no provider, and imports the standard library
+// only. Each provider's parsers (internal/provider/<kind>) take the verified raw body of a delivery
+// and return an Event of this package; they never panic on any input.
 package events
 
 import (
@@ -16,29 +14,9 @@ import (
 	"time"
 )
 
-// Kind is the kind of identity provider a source is.
+// Kind is the kind of identity provider a source is ("clerk", "zitadel", …). The kinds idpsync
+// understands are those registered in internal/provider.
 type Kind string
-
-// The source kinds idpsync understands.
-const (
-	KindClerk   Kind = "clerk"
-	KindZitadel Kind = "zitadel"
-	KindAuthPI  Kind = "authpi"
-	KindZeroID  Kind = "zeroid"
-)
-
-// Kinds lists every kind, in the order documentation shows them.
-var Kinds = []Kind{KindClerk, KindZitadel, KindAuthPI, KindZeroID}
-
-// Valid reports whether k is a kind idpsync understands.
-func (k Kind) Valid() bool {
-	for _, known := range Kinds {
-		if k == known {
-			return true
-		}
-	}
-	return false
-}
 
 // Entity names what an event is about.
 type Entity string
@@ -92,10 +70,9 @@ func (t Type) Entity() Entity {
 // worker keeps such payloads as dead letters instead of retrying them.
 var ErrMalformed = errors.New("malformed payload")
 
-// ErrUnknownKind is returned for a kind that has no parser.
-var ErrUnknownKind = errors.New("unknown source kind")
-
-func malformed(format string, args ...any) error {
+// Malformed returns an error wrapping ErrMalformed, for parsers: the text says what is wrong with
+// the payload (never the payload itself).
+func Malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
@@ -194,51 +171,4 @@ type Session struct {
 	ClientID string
 	Status   string
 	Raw      json.RawMessage
-}
-
-// ParseEnvelope reads the routing fields of a verified body from a source of kind k. deliveryID is
-// the id the transport carried (svix-id), or "" when the scheme has none.
-func ParseEnvelope(k Kind, deliveryID string, body []byte) (Envelope, error) {
-	switch k {
-	case KindClerk:
-		return parseClerkEnvelope(deliveryID, body)
-	case KindZitadel:
-		return parseZitadelEnvelope(body)
-	case KindAuthPI:
-		return parseAuthPIEnvelope(body)
-	}
-	return Envelope{}, fmt.Errorf("%w: %q", ErrUnknownKind, k)
-}
-
-// Parse reads a verified body from a source of kind k into an Event.
-func Parse(k Kind, deliveryID string, body []byte) (Event, error) {
-	switch k {
-	case KindClerk:
-		return parseClerk(deliveryID, body)
-	case KindZitadel:
-		return parseZitadel(body)
-	case KindAuthPI:
-		return parseAuthPI(body)
-	}
-	return Event{}, fmt.Errorf("%w: %q", ErrUnknownKind, k)
-}
-
-// unixMilli turns a Unix timestamp in milliseconds into a time, zero for 0.
-func unixMilli(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
-
-// unixSecondsOrMilli reads a timestamp whose unit varies (Clerk's envelope timestamp is documented
-// in milliseconds but published examples use seconds): values above 10^12 are milliseconds.
-func unixSecondsOrMilli(v int64) time.Time {
-	switch {
-	case v <= 0:
-		return time.Time{}
-	case v > 1e12:
-		return time.UnixMilli(v).UTC()
-	}
-	return time.Unix(v, 0).UTC()
 }

@@ -2,6 +2,8 @@ package fakeidp
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,8 +84,22 @@ type Core struct {
 	deliverySeed uint64
 }
 
-func newCore(provider string, errBody func(status int, msg string) (string, []byte)) *Core {
-	return &Core{provider: provider, errBody: errBody, hooks: newSender(provider), deliverySeed: rand.Uint64()}
+// DeliverySeed makes the delivery ids of this process unique (see Core).
+func (c *Core) DeliverySeed() uint64 { return c.deliverySeed }
+
+// WebhooksEnabled reports whether a webhook target is set.
+func (c *Core) WebhooksEnabled() bool { return c.hooks.enabled() }
+
+// Enqueue queues a webhook for the target, in order.
+func (c *Core) Enqueue(ev Event) { c.hooks.enqueue(ev) }
+
+// NewCore returns the machinery of a fake of provider: errBody writes the provider's error shape
+// (its Content-Type and body) for injected failures, and sign authenticates the webhooks it sends
+// (nil for a provider that sends none).
+func NewCore(provider string, errBody func(status int, msg string) (string, []byte), sign SignFunc) *Core {
+	c := &Core{provider: provider, errBody: errBody, hooks: newSender(provider), deliverySeed: rand.Uint64()}
+	c.hooks.sign = sign
+	return c
 }
 
 // Provider returns the IdP kind this fake imitates.
@@ -143,7 +160,8 @@ func (c *Core) ResetRecords() {
 	c.mu.Unlock()
 }
 
-func (c *Core) recordMutation(kind, id string, body []byte) {
+// RecordMutation records a state-changing call the fake applied.
+func (c *Core) RecordMutation(kind, id string, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.mutations) >= maxRecorded {
@@ -174,7 +192,8 @@ func (c *Core) Close() {
 	c.hooks.close()
 }
 
-func (c *Core) start(h http.Handler) string {
+// Serve serves h (wrapped by the fake's handler) on a loopback port and returns its base URL.
+func (c *Core) Serve(h http.Handler) string {
 	srv := httptest.NewServer(h)
 	c.mu.Lock()
 	c.srv = srv
@@ -202,8 +221,8 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// wrap records the request, applies latency and injected failures, then calls h.
-func (c *Core) wrap(h http.Handler) http.Handler {
+// Wrap records the request, applies latency and injected failures, then calls h.
+func (c *Core) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		at := time.Now()
@@ -296,7 +315,41 @@ func (c *Core) Deliveries() []Delivery { return c.hooks.deliveriesCopy() }
 // FlushWebhooks waits until every queued webhook was delivered (or gave up) or ctx is done.
 func (c *Core) FlushWebhooks(ctx context.Context) error { return c.hooks.flush(ctx) }
 
-// readBody reads a request body of at most 1 MiB.
-func readBody(r *http.Request) ([]byte, error) {
+// ReadBody reads a request body of at most 1 MiB.
+func ReadBody(r *http.Request) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r.Body, 1<<20))
+}
+
+// WriteJSON answers v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// OAuthError answers an RFC 6749 error.
+func OAuthError(w http.ResponseWriter, status int, code, desc string) {
+	WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// LaterTime is now, or just after prev when the clock has not moved past it: update times that
+// always increase.
+func LaterTime(prev time.Time) time.Time {
+	now := time.Now().UTC()
+	if !now.After(prev) {
+		return prev.Add(time.Microsecond)
+	}
+	return now
+}
+
+var traceSeq atomic.Uint64
+
+// TraceID returns a fresh 32-hex-digit request or trace id.
+func TraceID() string {
+	return fmt.Sprintf("%032x", Mix(traceSeq.Add(1)))
 }

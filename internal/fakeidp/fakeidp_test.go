@@ -12,6 +12,13 @@ import (
 	"time"
 
 	"github.com/idpsync/idpsync/internal/fakeidp"
+	"github.com/idpsync/idpsync/internal/provider/authpi"
+	"github.com/idpsync/idpsync/internal/provider/authpi/authpifake"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
+	"github.com/idpsync/idpsync/internal/provider/zitadel"
+	"github.com/idpsync/idpsync/internal/provider/zitadel/zitadelfake"
 	"github.com/idpsync/idpsync/internal/webhook"
 )
 
@@ -64,17 +71,17 @@ const clerkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func TestClerkWebhooksFollowMutations(t *testing.T) {
 	t.Parallel()
-	v, err := webhook.NewSvix(webhook.SvixConfig{Secrets: []string{clerkSecret}})
+	v, err := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{clerkSecret}, Tolerance: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc, url := newReceiver(t, v)
-	f := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 2, Organizations: 1, MembersPerOrganization: 1, SessionsPerUser: 1})
+	f := clerkfake.New(clerkfake.Options{Users: 2, Organizations: 1, MembersPerOrganization: 1, SessionsPerUser: 1})
 	base := f.Start()
 	defer f.Close()
 	f.SetWebhookTarget(fakeidp.WebhookTarget{URL: url, Secret: clerkSecret})
 
-	u := f.CreateUser(fakeidp.ClerkUser{FirstName: "Grace", LastName: "Hopper", Email: "grace@example.com"})
+	u := f.CreateUser(clerkfake.User{FirstName: "Grace", LastName: "Hopper", Email: "grace@example.com"})
 	org := f.OrganizationIDs()[0]
 	if _, err := f.AddMembership(org, u.ID, "org:admin"); err != nil {
 		t.Fatal(err)
@@ -123,16 +130,16 @@ func TestClerkWebhooksFollowMutations(t *testing.T) {
 
 func TestZitadelWebhooksAreSignedActionsEvents(t *testing.T) {
 	t.Parallel()
-	v, err := webhook.NewZitadel(webhook.ZitadelConfig{SigningKeys: []string{"zitadel-signing-key"}})
+	v, err := zitadel.NewVerifier(zitadel.VerifierConfig{SigningKeys: []string{"zitadel-signing-key"}, Tolerance: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc, url := newReceiver(t, v)
-	f := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Users: 1})
+	f := zitadelfake.New(zitadelfake.Options{Users: 1})
 	f.Start()
 	defer f.Close()
 	f.SetWebhookTarget(fakeidp.WebhookTarget{URL: url, Secret: "zitadel-signing-key"})
-	u := f.CreateUser(fakeidp.ZitadelUser{Username: "ada", FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com"})
+	u := f.CreateUser(zitadelfake.User{Username: "ada", FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com"})
 	if _, err := f.SetUserState(u.ID, "USER_STATE_INACTIVE"); err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +176,8 @@ func TestAuthPIWebhookSchemes(t *testing.T) {
 	for _, scheme := range []string{"bearer", "signature", "bearer+signature"} {
 		t.Run(scheme, func(t *testing.T) {
 			t.Parallel()
-			bearer, _ := webhook.NewBearer("bearer-token")
-			hmac, _ := webhook.NewHMAC("signing-secret")
+			bearer, _ := authpi.NewBearer("bearer-token")
+			hmac, _ := authpi.NewHMAC("signing-secret")
 			var v webhook.Verifier = bearer
 			target := fakeidp.WebhookTarget{Scheme: scheme, Secret: "bearer-token"}
 			switch scheme {
@@ -181,10 +188,10 @@ func TestAuthPIWebhookSchemes(t *testing.T) {
 			}
 			rc, url := newReceiver(t, v)
 			target.URL = url
-			f := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{})
+			f := authpifake.New(authpifake.Options{})
 			defer f.Close()
 			f.SetWebhookTarget(target)
-			u, err := f.CreateUser(fakeidp.AuthPIUser{Email: "x@example.com"})
+			u, err := f.CreateUser(authpifake.User{Email: "x@example.com"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,10 +226,10 @@ func TestFailedDeliveriesAreRetriedAndRecorded(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	f := fakeidp.NewClerk(fakeidp.ClerkOptions{})
+	f := clerkfake.New(clerkfake.Options{})
 	defer f.Close()
 	f.SetWebhookTarget(fakeidp.WebhookTarget{URL: srv.URL, Secret: clerkSecret, RetryDelay: time.Millisecond})
-	f.CreateUser(fakeidp.ClerkUser{FirstName: "A"})
+	f.CreateUser(clerkfake.User{FirstName: "A"})
 	if err := f.FlushWebhooks(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -234,10 +241,10 @@ func TestFailedDeliveriesAreRetriedAndRecorded(t *testing.T) {
 
 func TestPageLimitsAreEnforcedLikeTheRealAPIs(t *testing.T) {
 	t.Parallel()
-	clerk := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 1})
-	authpi := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Users: 1})
-	zitadel := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Users: 1})
-	zeroid := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Identities: 30})
+	clerk := clerkfake.New(clerkfake.Options{Users: 1})
+	authpi := authpifake.New(authpifake.Options{Users: 1})
+	zitadel := zitadelfake.New(zitadelfake.Options{Users: 1})
+	zeroid := zeroidfake.New(zeroidfake.Options{Identities: 30})
 	for _, f := range []interface{ Close() }{clerk, authpi, zitadel, zeroid} {
 		defer f.Close()
 	}
@@ -275,7 +282,7 @@ func TestPageLimitsAreEnforcedLikeTheRealAPIs(t *testing.T) {
 
 func TestFailEveryAndLatency(t *testing.T) {
 	t.Parallel()
-	f := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 1})
+	f := clerkfake.New(clerkfake.Options{Users: 1})
 	base := f.Start()
 	defer f.Close()
 	f.FailEvery(3, fakeidp.Failure{Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
@@ -309,9 +316,9 @@ func TestFailEveryAndLatency(t *testing.T) {
 func TestSeedingIsDeterministicAndCheap(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	a := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 100_000, Seed: 42})
+	a := clerkfake.New(clerkfake.Options{Users: 100_000, Seed: 42})
 	elapsed := time.Since(start)
-	b := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 100_000, Seed: 42})
+	b := clerkfake.New(clerkfake.Options{Users: 100_000, Seed: 42})
 	ia, ib := a.UserIDs(), b.UserIDs()
 	if len(ia) != 100_000 || ia[0] != ib[0] || ia[99_999] != ib[99_999] {
 		t.Fatal("the same seed must give the same users")
@@ -334,9 +341,9 @@ func TestSeedingIsDeterministicAndCheap(t *testing.T) {
 
 func TestSampleEventsForEveryProvider(t *testing.T) {
 	t.Parallel()
-	c := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: 1, Organizations: 1, MembersPerOrganization: 1})
-	z := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Users: 1})
-	a := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Users: 1, Organizations: 1})
+	c := clerkfake.New(clerkfake.Options{Users: 1, Organizations: 1, MembersPerOrganization: 1})
+	z := zitadelfake.New(zitadelfake.Options{Users: 1})
+	a := authpifake.New(authpifake.Options{Users: 1, Organizations: 1})
 	cases := map[string]func(string) (fakeidp.Event, error){}
 	for _, typ := range []string{"user.created", "user.updated", "user.deleted", "organization.created", "organization.deleted",
 		"organizationMembership.created", "organizationMembership.deleted", "session.revoked"} {

@@ -9,21 +9,23 @@ import (
 // The deterministic data generators: the same seed and index always give the same entity, so a
 // fake with 100,000 users is reproducible and cheap to build (no randomness, no I/O).
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+// Base62 is the alphabet of Clerk-like ids.
+const Base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// genEpoch is the creation time of the first generated entity.
-var genEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+// Epoch is the creation time of the first generated entity.
+var Epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func splitmix(x uint64) uint64 {
+// Mix is splitmix64: a cheap, well-spread hash of x.
+func Mix(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
 }
 
-// sortableID returns prefix + n characters of alphabet: a fixed-width encoding of i first (so ids
+// SortableID returns prefix + n characters of alphabet: a fixed-width encoding of i first (so ids
 // sort in creation order, like KSUIDs) then pseudo-random characters derived from seed and i.
-func sortableID(prefix, alphabet string, n int, seed uint64, i int) string {
+func SortableID(prefix, alphabet string, n int, seed uint64, i int) string {
 	const head = 8
 	var b strings.Builder
 	b.Grow(len(prefix) + n)
@@ -35,10 +37,10 @@ func sortableID(prefix, alphabet string, n int, seed uint64, i int) string {
 		v /= uint64(len(alphabet))
 	}
 	b.Write(digits)
-	r := splitmix(seed ^ uint64(i)*0x100000001b3)
+	r := Mix(seed ^ uint64(i)*0x100000001b3)
 	for k := head; k < n; k++ {
 		if k%10 == 0 {
-			r = splitmix(r)
+			r = Mix(r)
 		}
 		b.WriteByte(alphabet[r%uint64(len(alphabet))])
 		r /= uint64(len(alphabet))
@@ -46,13 +48,13 @@ func sortableID(prefix, alphabet string, n int, seed uint64, i int) string {
 	return b.String()
 }
 
-// uuidFor returns a deterministic RFC 4122 version-4-shaped UUID.
-func uuidFor(seed uint64, kind string, i int) string {
+// UUID returns a deterministic RFC 4122 version-4-shaped UUID for the i-th entity of kind.
+func UUID(seed uint64, kind string, i int) string {
 	h := seed
 	for _, c := range kind {
-		h = splitmix(h ^ uint64(c))
+		h = Mix(h ^ uint64(c))
 	}
-	a, b := splitmix(h^uint64(i)), splitmix(h^uint64(i)^0xabcdef)
+	a, b := Mix(h^uint64(i)), Mix(h^uint64(i)^0xabcdef)
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(a>>32), uint16(a>>16), uint16(a)&0xfff,
 		(uint16(b>>48)&0x3fff)|0x8000, b&0xffffffffffff)
 }
@@ -68,27 +70,29 @@ var lastNames = []string{"Lovelace", "Turing", "Liskov", "Shannon", "Ritchie", "
 var orgWords = []string{"Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka",
 	"Cyberdyne", "Tyrell", "Soylent", "Aperture", "Massive", "Vandelay", "Pied Piper", "Dunder"}
 
-// person is the generated identity behind a user of any provider.
-type person struct {
+// Person is the generated identity behind a user of any provider.
+type Person struct {
 	First, Last, Username, Email string
 	Created                      time.Time
 }
 
-func genPerson(seed uint64, i int) person {
-	r := splitmix(seed ^ uint64(i))
+// NewPerson generates the i-th person of seed.
+func NewPerson(seed uint64, i int) Person {
+	r := Mix(seed ^ uint64(i))
 	first := firstNames[r%uint64(len(firstNames))]
 	last := lastNames[(r>>16)%uint64(len(lastNames))]
 	user := strings.ToLower(strings.ReplaceAll(first+"."+last, "-", "")) + fmt.Sprint(i)
-	return person{
+	return Person{
 		First:    first,
 		Last:     last,
 		Username: user,
 		Email:    user + "@example.com",
-		Created:  genEpoch.Add(time.Duration(i) * time.Minute),
+		Created:  Epoch.Add(time.Duration(i) * time.Minute),
 	}
 }
 
-func genOrgName(i int) (name, slug string) {
+// OrgName generates the i-th organization's name and slug.
+func OrgName(i int) (name, slug string) {
 	name = fmt.Sprintf("%s %d", orgWords[i%len(orgWords)], i)
 	return name, strings.ToLower(strings.ReplaceAll(name, " ", "-"))
 }

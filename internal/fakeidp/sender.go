@@ -39,12 +39,12 @@ type Event struct {
 	Body []byte
 }
 
-// signFunc returns the headers that authenticate body for target.
-type signFunc func(t WebhookTarget, ev Event, at time.Time) (http.Header, error)
+// SignFunc returns the headers that authenticate a webhook for its target.
+type SignFunc func(t WebhookTarget, ev Event, at time.Time) (http.Header, error)
 
 type sender struct {
 	provider string
-	sign     signFunc
+	sign     SignFunc
 
 	mu         sync.Mutex
 	target     WebhookTarget
@@ -149,7 +149,7 @@ func (s *sender) deliver(t WebhookTarget, ev Event) Delivery {
 }
 
 // send signs ev for t and POSTs it once.
-func send(ctx context.Context, t WebhookTarget, ev Event, sign signFunc) (int, http.Header, error) {
+func send(ctx context.Context, t WebhookTarget, ev Event, sign SignFunc) (int, http.Header, error) {
 	h, err := sign(t, ev, time.Now())
 	if err != nil {
 		return 0, nil, err

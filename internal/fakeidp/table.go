@@ -1,55 +1,61 @@
 package fakeidp
 
-// table is an ordered in-memory collection keyed by id: rows keep creation order (the order the
-// fakes page in), index finds a row by id.
-type table[T any] struct {
-	rows  []*T
+// Table is an ordered in-memory collection keyed by id: Rows keep creation order (the order the
+// fakes page in), an index finds a row by id. It is not safe for concurrent use; fakes lock.
+type Table[T any] struct {
+	// Rows are the rows in creation order. Read only; change them through the methods.
+	Rows  []*T
 	index map[string]int
 	id    func(*T) string
 }
 
-func newTable[T any](id func(*T) string, capacity int) *table[T] {
-	return &table[T]{rows: make([]*T, 0, capacity), index: make(map[string]int, capacity), id: id}
+// NewTable returns an empty table whose rows are identified by id.
+func NewTable[T any](id func(*T) string, capacity int) *Table[T] {
+	return &Table[T]{Rows: make([]*T, 0, capacity), index: make(map[string]int, capacity), id: id}
 }
 
-func (t *table[T]) add(v *T) {
-	t.index[t.id(v)] = len(t.rows)
-	t.rows = append(t.rows, v)
+// Add appends a row.
+func (t *Table[T]) Add(v *T) {
+	t.index[t.id(v)] = len(t.Rows)
+	t.Rows = append(t.Rows, v)
 }
 
-func (t *table[T]) get(id string) (*T, bool) {
+// Get finds a row by id.
+func (t *Table[T]) Get(id string) (*T, bool) {
 	i, ok := t.index[id]
 	if !ok {
 		return nil, false
 	}
-	return t.rows[i], true
+	return t.Rows[i], true
 }
 
-func (t *table[T]) remove(id string) (*T, bool) {
+// Remove deletes a row by id.
+func (t *Table[T]) Remove(id string) (*T, bool) {
 	i, ok := t.index[id]
 	if !ok {
 		return nil, false
 	}
-	v := t.rows[i]
+	v := t.Rows[i]
 	delete(t.index, id)
-	copy(t.rows[i:], t.rows[i+1:])
-	t.rows[len(t.rows)-1] = nil
-	t.rows = t.rows[:len(t.rows)-1]
-	for j := i; j < len(t.rows); j++ {
-		t.index[t.id(t.rows[j])] = j
+	copy(t.Rows[i:], t.Rows[i+1:])
+	t.Rows[len(t.Rows)-1] = nil
+	t.Rows = t.Rows[:len(t.Rows)-1]
+	for j := i; j < len(t.Rows); j++ {
+		t.index[t.id(t.Rows[j])] = j
 	}
 	return v, true
 }
 
-func (t *table[T]) len() int { return len(t.rows) }
+// Len is the number of rows.
+func (t *Table[T]) Len() int { return len(t.Rows) }
 
-// list returns the rows that match keep (all when keep is nil), in order.
-func (t *table[T]) list(keep func(*T) bool) []*T {
+// List returns the rows that match keep (all when keep is nil), in order.
+func (t *Table[T]) List(keep func(*T) bool) []*T {
 	if keep == nil {
-		return t.rows
+		return t.Rows
 	}
 	var out []*T
-	for _, r := range t.rows {
+	for _, r := range t.Rows {
 		if keep(r) {
 			out = append(out, r)
 		}
@@ -57,11 +63,30 @@ func (t *table[T]) list(keep func(*T) bool) []*T {
 	return out
 }
 
-// window returns rows[offset:offset+limit], clipped.
-func window[T any](rows []*T, offset, limit int) []*T {
+// Window returns rows[offset:offset+limit], clipped.
+func Window[T any](rows []*T, offset, limit int) []*T {
 	if offset >= len(rows) {
 		return nil
 	}
 	end := min(offset+limit, len(rows))
 	return rows[offset:end]
+}
+
+// Pos returns the position of the row with id.
+func (t *Table[T]) Pos(id string) (int, bool) {
+	i, ok := t.index[id]
+	return i, ok
+}
+
+// Ordered returns rows in the order order_by asks for: creation order for "+created_at" or
+// "created_at", else newest first (Clerk's default, and Zitadel's descending lists).
+func Ordered[T any](rows []*T, orderBy string) []*T {
+	if orderBy == "+created_at" || orderBy == "created_at" {
+		return rows
+	}
+	rev := make([]*T, len(rows))
+	for i, r := range rows {
+		rev[len(rows)-1-i] = r
+	}
+	return rev
 }

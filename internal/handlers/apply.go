@@ -21,6 +21,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/idpclient"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -89,7 +90,7 @@ func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventAr
 	if err != nil {
 		return err
 	}
-	ev, err := events.Parse(rec.Kind, rec.EventID, rec.Payload)
+	ev, err := provider.Parse(rec.Kind, rec.EventID, rec.Payload)
 	if err != nil {
 		// It parsed when it was recorded, so the parser changed since: nothing a retry fixes.
 		// Replay the event once the parser is fixed.
@@ -130,11 +131,11 @@ func (w *ApplyEventWorker) read(ctx context.Context, source string, ev events.Ev
 	if !ok {
 		return ev, river.JobCancel(fmt.Errorf("source %s's events name entities without their state; give the source api credentials to read them", source))
 	}
-	entity, id := "users", ""
+	entity, id := events.EntityUser, ""
 	if ev.User != nil {
 		id = ev.User.ID
 	} else {
-		entity, id = "organizations", ev.Organization.ID
+		entity, id = events.EntityOrganization, ev.Organization.ID
 	}
 	fresh, err := dir.Get(ctx, entity, id)
 	switch {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/idpclient"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -35,8 +36,8 @@ const QueueResync = "resync"
 // ResyncArgs resyncs one entity of one source.
 type ResyncArgs struct {
 	Source string `json:"source" river:"unique"`
-	// Entity is users, organizations or memberships.
-	Entity string `json:"entity" river:"unique"`
+	// Entity is one of events.MirroredEntities.
+	Entity events.Entity `json:"entity" river:"unique"`
 }
 
 // Kind implements river.JobArgs.
@@ -82,7 +83,7 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 	if err != nil {
 		return err
 	}
-	log := w.logger.With("source", a.Source, "entity", a.Entity, "run_id", run.ID)
+	log := w.logger.With("source", a.Source, "entity", a.Entity.Plural(), "run_id", run.ID)
 	if run.Resumed > 0 {
 		log.Info("resync resumed", "checkpoint", string(run.Checkpoint), "seen", run.Seen)
 	} else {
@@ -99,7 +100,7 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 	if err := store.FinishResyncRun(ctx, w.pool, run.ID, store.RunSucceeded, ""); err != nil {
 		return err
 	}
-	w.metrics.resyncRuns.WithLabelValues(a.Source, a.Entity, store.RunSucceeded).Inc()
+	w.metrics.resyncRuns.WithLabelValues(a.Source, a.Entity.Plural(), store.RunSucceeded).Inc()
 	log.Info("resync finished", "seen", run.Seen, "created", run.Created, "updated", run.Updated, "deleted", run.Deleted,
 		"skipped", run.Skipped, "drift", run.Created+run.Updated+run.Deleted, "took", time.Since(run.StartedAt).Round(time.Millisecond).String())
 	return nil
@@ -121,15 +122,15 @@ func (w *ResyncWorker) fail(ctx context.Context, job *river.Job[ResyncArgs], run
 	if ferr := store.FinishResyncRun(context.WithoutCancel(ctx), w.pool, run.ID, store.RunFailed, err.Error()); ferr != nil {
 		return ferr
 	}
-	w.metrics.resyncRuns.WithLabelValues(run.Source, run.Entity, store.RunFailed).Inc()
+	w.metrics.resyncRuns.WithLabelValues(run.Source, run.Entity.Plural(), store.RunFailed).Inc()
 	return river.JobCancel(err)
 }
 
 // pass reads the listing from the run's checkpoint to its end. The next page is read while the
 // current one is written (one batch ahead at most), so the IdP's latency and the writes overlap.
-func (w *ResyncWorker) pass(ctx context.Context, dir Directory, run *store.ResyncRun) error {
+func (w *ResyncWorker) pass(ctx context.Context, dir provider.Directory, run *store.ResyncRun) error {
 	type next struct {
-		it  Item
+		it  provider.Item
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -148,7 +149,7 @@ func (w *ResyncWorker) pass(ctx context.Context, dir Directory, run *store.Resyn
 			}
 		}
 	}()
-	batch := make([]Item, 0, w.BatchSize)
+	batch := make([]provider.Item, 0, w.BatchSize)
 	for n := range items {
 		if n.err != nil {
 			if err := w.write(ctx, run, batch); err != nil {
@@ -172,7 +173,7 @@ func (w *ResyncWorker) pass(ctx context.Context, dir Directory, run *store.Resyn
 
 // write applies a batch in one round trip (a pipeline of version-guarded upserts), records its keys
 // as seen and moves the checkpoint past it, in one transaction.
-func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []Item) error {
+func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []provider.Item) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -186,7 +187,7 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 			if it.Err != nil {
 				delta.Skipped++
 				w.logger.Warn("resync skipped an entity it cannot map; its row is kept as is", "source", run.Source,
-					"entity", run.Entity, "key", it.Key, "error", it.Err)
+					"entity", run.Entity.Plural(), "key", it.Key, "error", it.Err)
 				continue
 			}
 			evs = append(evs, it.Event)
@@ -237,7 +238,7 @@ func isDeletion(ev events.Event) bool {
 // sweep checks, after a complete pass, each row the pass did not see: the IdP is asked for it, and
 // it is tombstoned only if the IdP no longer has it (an offset listing can skip an entity when the
 // IdP deletes another during the pass; that one is written instead).
-func (w *ResyncWorker) sweep(ctx context.Context, dir Directory, run *store.ResyncRun) error {
+func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *store.ResyncRun) error {
 	after := ""
 	for {
 		rows, err := store.ResyncUnseen(ctx, w.pool, *run, after, 200)
@@ -279,15 +280,15 @@ func (w *ResyncWorker) sweep(ctx context.Context, dir Directory, run *store.Resy
 }
 
 // tombstone is the deletion of an unseen row the IdP confirmed gone, at the row's own version.
-func tombstone(entity string, row store.UnseenRow) (events.Event, error) {
+func tombstone(entity events.Entity, row store.UnseenRow) (events.Event, error) {
 	switch entity {
-	case "users":
+	case events.EntityUser:
 		return events.Event{Envelope: events.Envelope{Type: events.UserDeleted},
 			User: &events.User{ID: row.Key, Deleted: true, Version: row.Version, Raw: []byte(`{}`)}}, nil
-	case "organizations":
+	case events.EntityOrganization:
 		return events.Event{Envelope: events.Envelope{Type: events.OrganizationDeleted},
 			Organization: &events.Organization{ID: row.Key, Deleted: true, Version: row.Version, Raw: []byte(`{}`)}}, nil
-	case "memberships":
+	case events.EntityMembership:
 		org, user, ok := strings.Cut(row.Key, "/")
 		if !ok {
 			return events.Event{}, fmt.Errorf("membership key %q is not <organization>/<user>", row.Key)
@@ -304,10 +305,10 @@ func (w *ResyncWorker) count(run *store.ResyncRun, d store.ResyncCounts) {
 	run.Updated += d.Updated
 	run.Deleted += d.Deleted
 	run.Skipped += d.Skipped
-	w.metrics.resyncSeen.WithLabelValues(run.Source, run.Entity).Add(float64(d.Seen))
+	w.metrics.resyncSeen.WithLabelValues(run.Source, run.Entity.Plural()).Add(float64(d.Seen))
 	for change, n := range map[string]int64{"created": d.Created, "updated": d.Updated, "deleted": d.Deleted} {
 		if n > 0 {
-			w.metrics.resyncDrift.WithLabelValues(run.Source, run.Entity, change).Add(float64(n))
+			w.metrics.resyncDrift.WithLabelValues(run.Source, run.Entity.Plural(), change).Add(float64(n))
 		}
 	}
 }

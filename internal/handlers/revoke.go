@@ -13,7 +13,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/idpclient"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -38,9 +40,8 @@ const QueueRevoke = "revoke"
 
 // Policy is one source's revocation policy.
 type Policy struct {
-	// Triggers are the changes that revoke: user.deleted, user.banned, user.locked,
-	// organization.deleted, organization.suspended.
-	Triggers map[string]bool
+	// Triggers are the changes that revoke.
+	Triggers map[events.Trigger]bool
 	// Sessions revokes the user's sessions at the source's IdP.
 	Sessions bool
 	// ZeroID names the zeroid source whose identities owned by the user are revoked; "" for none.
@@ -67,19 +68,19 @@ func NewRevocationPolicy(policies map[string]Policy, logger *slog.Logger) *Revoc
 const cascadeWindow = time.Minute
 
 // trigger names the revocation trigger of a change, and the users it is about.
-func trigger(ctx context.Context, tx pgx.Tx, c Change) (string, []string, error) {
+func trigger(ctx context.Context, tx pgx.Tx, c Change) (events.Trigger, []string, error) {
 	r := c.Result
 	switch ev := c.Event; {
 	case ev.User != nil:
 		u := ev.User
 		switch {
 		case u.Deleted && !r.WasDeleted:
-			return "user.deleted", []string{u.ID}, nil
+			return events.TriggerUserDeleted, []string{u.ID}, nil
 		case u.Deleted:
 		case u.Banned && !r.WasBanned:
-			return "user.banned", []string{u.ID}, nil
+			return events.TriggerUserBanned, []string{u.ID}, nil
 		case u.Locked && !r.WasLocked:
-			return "user.locked", []string{u.ID}, nil
+			return events.TriggerUserLocked, []string{u.ID}, nil
 		}
 	case ev.Organization != nil:
 		o := ev.Organization
@@ -92,10 +93,10 @@ func trigger(ctx context.Context, tx pgx.Tx, c Change) (string, []string, error)
 				at = c.ReceivedAt
 			}
 			members, err := store.MembersSince(ctx, tx, c.Source, o.ID, at.Add(-cascadeWindow))
-			return "organization.deleted", members, err
+			return events.TriggerOrganizationDeleted, members, err
 		case o.Suspended && !r.WasSuspended && !o.Deleted:
 			members, err := store.MembersSince(ctx, tx, c.Source, o.ID, time.Time{})
-			return "organization.suspended", members, err
+			return events.TriggerOrganizationSuspended, members, err
 		}
 	}
 	return "", nil, nil
@@ -165,8 +166,8 @@ type RevokeMeta struct {
 	// Source is the source whose change triggered the revocation.
 	Source string `json:"source" river:"unique"`
 	// UserID is the user the revocation is about, at Source.
-	UserID  string `json:"user_id" river:"unique"`
-	Trigger string `json:"trigger"`
+	UserID  string         `json:"user_id" river:"unique"`
+	Trigger events.Trigger `json:"trigger"`
 	// EventID is the triggering event's row in the log; 0 when a resync found the change.
 	EventID     int64     `json:"event_id,omitempty"`
 	TriggeredAt time.Time `json:"triggered_at"`
@@ -252,13 +253,13 @@ func (OffboardArgs) InsertOpts() river.InsertOpts { return revokeInsertOpts() }
 
 // signalFor maps a trigger to the ZeroID signal sent about the user's agents. Critical makes
 // ZeroID revoke every credential of the identity.
-func signalFor(m RevokeMeta, owner string) Signal {
+func signalFor(m RevokeMeta, owner string) provider.Signal {
 	typ := "policy_violation"
-	if m.Trigger == "user.deleted" {
+	if m.Trigger == events.TriggerUserDeleted {
 		typ = "owner_change"
 	}
-	return Signal{Type: typ, Severity: "critical", Source: "idpsync", Payload: map[string]any{
-		"reason": m.Trigger + " at " + m.Source, "owner_user_id": owner, "source": m.Source, "trigger": m.Trigger,
+	return provider.Signal{Type: typ, Severity: "critical", Source: "idpsync", Payload: map[string]any{
+		"reason": string(m.Trigger) + " at " + m.Source, "owner_user_id": owner, "source": m.Source, "trigger": m.Trigger,
 	}}
 }
 
@@ -356,7 +357,7 @@ func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArg
 	if !ok {
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
-	summary, err := agents.Offboard(ctx, a.Owner, m.Trigger+" at "+m.Source)
+	summary, err := agents.Offboard(ctx, a.Owner, string(m.Trigger)+" at "+m.Source)
 	return settle(ctx, r, job, store.Revocation{Target: a.Target, Action: "offboard", Subject: a.Owner, Detail: summary}, m, err, nil)
 }
 

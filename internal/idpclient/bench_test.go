@@ -13,11 +13,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/idpsync/idpsync/internal/fakeidp"
-	"github.com/idpsync/idpsync/internal/idpclient/authpi"
-	"github.com/idpsync/idpsync/internal/idpclient/clerk"
-	"github.com/idpsync/idpsync/internal/idpclient/zeroid"
-	"github.com/idpsync/idpsync/internal/idpclient/zitadel"
+	"github.com/idpsync/idpsync/internal/provider/authpi"
+	"github.com/idpsync/idpsync/internal/provider/authpi/authpifake"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
+	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
+	"github.com/idpsync/idpsync/internal/provider/zeroid"
+	"github.com/idpsync/idpsync/internal/provider/zeroid/zeroidfake"
+	"github.com/idpsync/idpsync/internal/provider/zitadel"
+	"github.com/idpsync/idpsync/internal/provider/zitadel/zitadelfake"
 )
 
 // The benchmarks page through a fake that runs in a child process (this test binary started
@@ -44,16 +47,16 @@ func serveBenchFake(spec string) int {
 	var closer func()
 	switch provider {
 	case "clerk":
-		f := fakeidp.NewClerk(fakeidp.ClerkOptions{Users: users})
+		f := clerkfake.New(clerkfake.Options{Users: users})
 		url, closer = f.Start(), f.Close
 	case "zitadel":
-		f := fakeidp.NewZitadel(fakeidp.ZitadelOptions{Users: users})
+		f := zitadelfake.New(zitadelfake.Options{Users: users})
 		url, closer = f.Start(), f.Close
 	case "authpi":
-		f := fakeidp.NewAuthPI(fakeidp.AuthPIOptions{Users: users})
+		f := authpifake.New(authpifake.Options{Users: users})
 		url, closer = f.Start(), f.Close
 	case "zeroid":
-		f := fakeidp.NewZeroID(fakeidp.ZeroIDOptions{Identities: users})
+		f := zeroidfake.New(zeroidfake.Options{Identities: users})
 		url, closer = f.Start(), f.Close
 	default:
 		fmt.Fprintln(os.Stderr, "unknown provider", provider)

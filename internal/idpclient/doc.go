@@ -1,5 +1,5 @@
 // Package idpclient is the shared layer under idpsync's management-API clients for identity
-// providers: one package per IdP (clerk, zitadel, authpi, zeroid) built on one [Transport], the
+// providers: each provider's client (internal/provider/<kind>) is built on one [Transport], the
 // only seam between a client and HTTP. The background workers use these clients to page through an
 // IdP during a resync and to call it back for revocations.
 //
@@ -59,5 +59,5 @@
 // would carry.
 //
 // The conformance suite every client passes lives in idpclienttest; the fakes the tests run
-// against live in internal/fakeidp.
+// against live beside each provider (internal/provider/<kind>/<kind>fake).
 package idpclient

@@ -27,6 +27,7 @@ import (
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -225,7 +226,7 @@ func (in *Intake) prepare(d *natsbus.Delivery) *item {
 		it.dead = in.deadLetter(d, ev, fmt.Sprintf("source %q is not in the worker's configuration", ev.Source))
 		return it
 	}
-	parsed, err := events.Parse(kind, ev.EventID, ev.Body)
+	parsed, err := provider.Parse(kind, ev.EventID, ev.Body)
 	if err != nil {
 		it.dead = in.deadLetter(d, ev, err.Error())
 		return it

@@ -23,11 +23,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	svix "github.com/svix/svix-webhooks/go"
 
-	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/receiver"
-	"github.com/idpsync/idpsync/internal/webhook"
 )
 
 // BenchmarkReceiver measures, in one run on one machine, the receiver against two references:
@@ -147,7 +146,7 @@ func signedRequests(b *testing.B, n int) []signedRequest {
 			`"public_metadata":{"note":"%s"},"banned":false,"locked":false,"created_at":1716883200000,"updated_at":%d},`+
 			`"object":"event","type":"user.updated","timestamp":%d,"instance_id":"ins_bench"}`,
 			i, i, i, i, pad, 1716883200000+int64(i), now.Unix())
-		h, err := webhook.SignSvix(fmt.Sprintf("msg_bench_%08d", i), now, body, secret)
+		h, err := clerk.SignSvix(fmt.Sprintf("msg_bench_%08d", i), now, body, secret)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -273,12 +272,12 @@ func fullHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
 	if err := bus.EnsureStream(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	v, err := webhook.NewSvix(webhook.SvixConfig{Secrets: []string{secret}})
+	v, err := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}, Tolerance: 5 * time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:      []receiver.Source{{Name: "clerk-bench", Kind: events.KindClerk, Verifier: v}},
+		Sources:      []receiver.Source{{Name: "clerk-bench", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
 		Publisher:    bus,
 		Ready:        bus.Ready,
 		MaxBodyBytes: 1_000_000,

@@ -37,8 +37,10 @@ type Publisher interface {
 // Source is one configured webhook source.
 type Source struct {
 	Name     string
-	Kind     events.Kind
 	Verifier webhook.Verifier
+	// ParseEnvelopeFunc reads the event id and type of a verified body (the source's provider's
+	// envelope parser).
+	ParseEnvelopeFunc func(deliveryID string, body []byte) (events.Envelope, error)
 }
 
 // Config configures a Handler.
@@ -107,8 +109,8 @@ func New(cfg Config) (*Handler, error) {
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
 	}
 	for _, s := range cfg.Sources {
-		if s.Verifier == nil {
-			return nil, fmt.Errorf("receiver: source %s has no verifier", s.Name)
+		if s.Verifier == nil || s.ParseEnvelopeFunc == nil {
+			return nil, fmt.Errorf("receiver: source %s has no verifier or envelope parser", s.Name)
 		}
 		h.sources[s.Name] = &source{
 			Source:         s,
@@ -194,7 +196,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev := &natsbus.Event{Source: src.Name, Body: body, Traceparent: traceparent(r)}
-	env, err := events.ParseEnvelope(src.Kind, delivery.ID, body)
+	env, err := src.ParseEnvelopeFunc(delivery.ID, body)
 	if err != nil {
 		// It verified, so it is the IdP's: keep it (the worker dead-letters it) rather than make
 		// the IdP retry something that will never parse.

@@ -16,11 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/receiver"
-	"github.com/idpsync/idpsync/internal/webhook"
 )
 
 const (
@@ -58,12 +57,12 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{nats: natstest.Start(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	e.bus = e.nats.Bus()
-	v, err := webhook.NewSvix(webhook.SvixConfig{Secrets: []string{secret, oldSecret}})
+	v, err := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret, oldSecret}, Tolerance: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:      []receiver.Source{{Name: "clerk-test", Kind: events.KindClerk, Verifier: v}},
+		Sources:      []receiver.Source{{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
 		Publisher:    e.bus,
 		Ready:        e.bus.Ready,
 		MaxBodyBytes: 4096,
@@ -96,7 +95,7 @@ func (e *env) post(t *testing.T, path, id string, body []byte, mutate func(*http
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if len(secrets) > 0 {
-		h, err := webhook.SignSvix(id, time.Now(), body, secrets...)
+		h, err := clerk.SignSvix(id, time.Now(), body, secrets...)
 		if err != nil {
 			t.Fatal(err)
 		}

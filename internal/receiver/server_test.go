@@ -10,11 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/receiver"
-	"github.com/idpsync/idpsync/internal/webhook"
 )
 
 // gatedPublisher publishes to the real stream, but only once the test opens the gate.
@@ -37,9 +36,9 @@ func TestShutdownDrainsInFlightDeliveries(t *testing.T) {
 	ns := natstest.Start(t)
 	bus := ns.Bus()
 	pub := &gatedPublisher{bus: bus, started: make(chan struct{}), gate: make(chan struct{})}
-	v, _ := webhook.NewSvix(webhook.SvixConfig{Secrets: []string{secret}})
+	v, _ := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}, Tolerance: 5 * time.Minute})
 	h, err := receiver.New(receiver.Config{
-		Sources:   []receiver.Source{{Name: "clerk-test", Kind: events.KindClerk, Verifier: v}},
+		Sources:   []receiver.Source{{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
 		Publisher: pub, Ready: bus.Ready, MaxBodyBytes: 4096,
 		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
 	})
@@ -55,7 +54,7 @@ func TestShutdownDrainsInFlightDeliveries(t *testing.T) {
 	go func() { served <- srv.Serve(ctx) }()
 
 	body := userCreated("user_1")
-	hdr, _ := webhook.SignSvix("msg_inflight", time.Now(), body, secret)
+	hdr, _ := clerk.SignSvix("msg_inflight", time.Now(), body, secret)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+srv.Addr()+"/webhooks/clerk-test", bytes.NewReader(body))
 	req.Header = hdr
 	req.Header.Set("Content-Type", "application/json")

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/idpsync/idpsync/internal/events"
 )
 
 // Resync run statuses.
@@ -20,7 +22,7 @@ type ResyncRun struct {
 	ID         int64
 	JobID      int64
 	Source     string
-	Entity     string
+	Entity     events.Entity
 	Status     string
 	StartedAt  time.Time
 	FinishedAt time.Time
@@ -40,22 +42,29 @@ const resyncRunColumns = `id, job_id, source, entity, status, started_at, coales
 	seen, created, updated, deleted, skipped, coalesce(error, '')`
 
 func scanResyncRun(row interface{ Scan(...any) error }) (ResyncRun, error) {
-	var r ResyncRun
-	err := row.Scan(&r.ID, &r.JobID, &r.Source, &r.Entity, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Checkpoint, &r.Resumed,
+	var (
+		r      ResyncRun
+		entity string
+	)
+	err := row.Scan(&r.ID, &r.JobID, &r.Source, &entity, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Checkpoint, &r.Resumed,
 		&r.Seen, &r.Created, &r.Updated, &r.Deleted, &r.Skipped, &r.Error)
+	if err != nil {
+		return r, err
+	}
 	if r.FinishedAt.Equal(time.Unix(0, 0)) {
 		r.FinishedAt = time.Time{}
 	}
+	r.Entity, err = events.ParseEntity(entity)
 	return r, err
 }
 
 // StartResyncRun returns the run of a resync job: a new one on the job's first attempt, the same
 // one (with its checkpoint, counts and start time) on a later attempt, which resumes it.
-func StartResyncRun(ctx context.Context, db DBTX, jobID int64, source, entity string) (ResyncRun, error) {
+func StartResyncRun(ctx context.Context, db DBTX, jobID int64, source string, entity events.Entity) (ResyncRun, error) {
 	r, err := scanResyncRun(db.QueryRow(ctx, `
 		INSERT INTO resync_runs (job_id, source, entity) VALUES ($1, $2, $3)
 		ON CONFLICT (job_id) DO UPDATE SET resumed = resync_runs.resumed + 1, status = 'running', error = NULL, finished_at = NULL
-		RETURNING `+resyncRunColumns, jobID, source, entity))
+		RETURNING `+resyncRunColumns, jobID, source, entity.Plural()))
 	if err != nil {
 		return ResyncRun{}, fmt.Errorf("starting resync run: %w", err)
 	}
@@ -92,12 +101,12 @@ type UnseenRow struct {
 
 // unseenQueries select, per entity, the live rows of a source that the run did not see and that
 // nothing wrote since the run started (a webhook may have created them after the listing passed).
-var unseenQueries = map[string]string{
-	"users": `SELECT id, source_version FROM users t WHERE source = $1 AND deleted_at IS NULL AND synced_at < $3
+var unseenQueries = map[events.Entity]string{
+	events.EntityUser: `SELECT id, source_version FROM users t WHERE source = $1 AND deleted_at IS NULL AND synced_at < $3
 		AND NOT EXISTS (SELECT 1 FROM resync_seen s WHERE s.run_id = $2 AND s.key = t.id) AND id > $4 ORDER BY id LIMIT $5`,
-	"organizations": `SELECT id, source_version FROM organizations t WHERE source = $1 AND deleted_at IS NULL AND synced_at < $3
+	events.EntityOrganization: `SELECT id, source_version FROM organizations t WHERE source = $1 AND deleted_at IS NULL AND synced_at < $3
 		AND NOT EXISTS (SELECT 1 FROM resync_seen s WHERE s.run_id = $2 AND s.key = t.id) AND id > $4 ORDER BY id LIMIT $5`,
-	"memberships": `SELECT k, source_version FROM (SELECT organization_id || '/' || user_id AS k, source_version, synced_at
+	events.EntityMembership: `SELECT k, source_version FROM (SELECT organization_id || '/' || user_id AS k, source_version, synced_at
 		FROM memberships WHERE source = $1 AND deleted_at IS NULL) t WHERE synced_at < $3
 		AND NOT EXISTS (SELECT 1 FROM resync_seen s WHERE s.run_id = $2 AND s.key = t.k) AND k > $4 ORDER BY k LIMIT $5`,
 }

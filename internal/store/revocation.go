@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/idpsync/idpsync/internal/events"
 )
 
 // Revocation outcomes.
@@ -24,7 +26,7 @@ type Revocation struct {
 	Action  string
 	Subject string
 	UserID  string
-	Trigger string
+	Trigger events.Trigger
 	EventID int64 // the triggering event's row, 0 when a resync detected the change
 	Outcome string
 	Detail  string

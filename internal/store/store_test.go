@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/store"
 	"github.com/idpsync/idpsync/internal/store/storetest"
 )
@@ -76,7 +77,7 @@ func TestMigrateFreshSchemaConcurrently(t *testing.T) {
 }
 
 func newEvent(source, id string, typ events.Type, payload string) store.NewEvent {
-	return store.NewEvent{Source: source, EventID: id, Kind: events.KindClerk, Type: typ, SourceType: string(typ),
+	return store.NewEvent{Source: source, EventID: id, Kind: clerk.Kind, Type: typ, SourceType: string(typ),
 		ReceivedAt: time.Now().UTC(), Payload: []byte(payload), Status: store.StatusPending}
 }
 

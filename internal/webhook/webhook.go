@@ -1,16 +1,11 @@
-// Package webhook verifies inbound webhook deliveries against their raw bytes, one Verifier per
-// signature scheme, and signs deliveries the same way the identity providers do (for tests, the fake
-// IdPs and the demo sender).
+// Package webhook is the contract of inbound webhook verification: a Verifier checks a delivery
+// against its raw bytes and says what the delivery is, and its errors fall into a few classes
+// (the sentinels below) that the receiver maps to HTTP statuses and metrics.
 //
-// Schemes:
-//   - Svix / Standard Webhooks (Clerk): svix-id, svix-timestamp, svix-signature, or the webhook-*
-//     names; HMAC-SHA256, verified with github.com/svix/svix-webhooks/go.
-//   - Zitadel Actions v2: ZITADEL-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">.
-//   - Bearer: a shared token in the Authorization header (AuthPI "bearer", ZeroID relays).
-//   - HMAC: X-Webhook-Signature: <hex HMAC-SHA256 of the body> (AuthPI "signature").
-//
-// Every scheme accepts several secrets at once so that secrets can be rotated without downtime,
-// compares in constant time, and never puts a secret or a signature in an error.
+// The schemes themselves live with their providers (internal/provider/<kind>): Svix / Standard
+// Webhooks for Clerk, ZITADEL-Signature for Zitadel, bearer tokens and body HMACs for AuthPI. Every
+// scheme accepts several secrets at once so that secrets can be rotated without downtime, compares
+// in constant time, and never puts a secret or a signature in an error.
 package webhook
 
 import (
@@ -46,10 +41,6 @@ var (
 	ErrTimestampTooNew  = errors.New("timestamp too new")
 )
 
-// MaxDeliveryIDLen bounds the delivery id a sender may give us: it becomes part of a primary key
-// and of the JetStream message id.
-const MaxDeliveryIDLen = 256
-
 // Reason names the failure class of a verification error, for logs and the
 // idpsync_webhook_verification_failures_total metric. It never contains request data.
 func Reason(err error) string {
@@ -73,8 +64,9 @@ var reasons = []struct {
 	{ErrTimestampTooNew, "timestamp_too_new"},
 }
 
-// checkFreshness applies a symmetric tolerance around now.
-func checkFreshness(ts, now time.Time, tolerance time.Duration) error {
+// CheckFreshness applies a symmetric tolerance around now: ErrTimestampTooOld or
+// ErrTimestampTooNew when ts is further than tolerance from now.
+func CheckFreshness(ts, now time.Time, tolerance time.Duration) error {
 	switch {
 	case now.Sub(ts) > tolerance:
 		return ErrTimestampTooOld
@@ -84,12 +76,23 @@ func checkFreshness(ts, now time.Time, tolerance time.Duration) error {
 	return nil
 }
 
-func nonEmpty(secrets []string) []string {
-	out := make([]string, 0, len(secrets))
-	for _, s := range secrets {
-		if s != "" {
-			out = append(out, s)
+// All requires every verifier to accept the delivery (e.g. AuthPI's "bearer+signature"). The
+// delivery returned is the first one that carries an id or a timestamp.
+type All []Verifier
+
+var _ Verifier = All(nil)
+
+// Verify implements Verifier.
+func (a All) Verify(body []byte, h http.Header) (Delivery, error) {
+	var d Delivery
+	for _, v := range a {
+		got, err := v.Verify(body, h)
+		if err != nil {
+			return Delivery{}, err
+		}
+		if d == (Delivery{}) {
+			d = got
 		}
 	}
-	return out
+	return d, nil
 }

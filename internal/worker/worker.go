@@ -79,8 +79,9 @@ const (
 
 // ResyncSchedule is a periodic resync of one entity of one source.
 type ResyncSchedule struct {
-	Source, Entity string
-	Interval       time.Duration
+	Source   string
+	Entity   events.Entity
+	Interval time.Duration
 }
 
 // Worker is a running worker process.
@@ -128,7 +129,7 @@ func New(cfg Config) (*Worker, error) {
 		args := handlers.ResyncArgs{Source: r.Source, Entity: r.Entity}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(r.Interval),
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
-			&river.PeriodicJobOpts{ID: "resync:" + r.Source + ":" + r.Entity}))
+			&river.PeriodicJobOpts{ID: "resync:" + r.Source + ":" + r.Entity.Plural()}))
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
 		// The mirror and revocation queues fetch again 10 ms after a fetch (River's default is

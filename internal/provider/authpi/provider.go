@@ -1,0 +1,52 @@
+package authpi
+
+import (
+	"errors"
+
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/provider"
+	"github.com/idpsync/idpsync/internal/webhook"
+)
+
+// Kind is AuthPI's kind in configurations.
+const Kind events.Kind = "authpi"
+
+func init() {
+	provider.Register(&provider.Provider{
+		Kind: Kind,
+		Name: "AuthPI",
+		Webhook: &provider.Webhook{
+			Settings:          "bearer_tokens (auth type bearer), secrets (HMAC secrets, auth type signature), or both",
+			NewVerifierFunc:   newVerifier,
+			ParseEnvelopeFunc: ParseEnvelope,
+			ParseFunc:         Parse,
+		},
+	})
+}
+
+// newVerifier builds AuthPI's verifier for the webhook's auth type: bearer, signature, or
+// bearer+signature (both must pass).
+func newVerifier(s provider.WebhookSettings) (webhook.Verifier, error) {
+	var all webhook.All
+	if len(s.BearerTokens) > 0 {
+		v, err := NewBearer(s.BearerTokens...)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	if len(s.Secrets) > 0 {
+		v, err := NewHMAC(s.Secrets...)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	switch len(all) {
+	case 0:
+		return nil, errors.New("an authpi source needs bearer_tokens (auth type bearer), secrets (auth type signature) or both")
+	case 1:
+		return all[0], nil
+	}
+	return all, nil
+}

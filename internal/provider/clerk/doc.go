@@ -1,0 +1,14 @@
+// Package clerk is everything idpsync knows of Clerk, in one place:
+//
+//   - webhooks: Clerk delivers through Svix (Standard Webhooks signatures, verified with
+//     github.com/svix/svix-webhooks/go, verify.go); the envelope and payload parsers map Clerk's
+//     users, organizations, memberships and sessions to idpsync's canonical events (parse.go);
+//   - the Backend API (BAPI) client: users, organizations, memberships and sessions, and the
+//     calls that revoke access (ban, lock, delete, revoke session). Lists are lazy iterators over
+//     Clerk's offset pagination (limit ≤ 500); GET /users answers a bare JSON array without a
+//     total, so the iterator stops at the first short page, and CountUsers asks /users/count.
+//     Errors are *idpclient.APIError decoded from Clerk's {"errors":[…],"clerk_trace_id":…} body;
+//   - the adapters the jobs use: a Directory that resyncs users, organizations and memberships in
+//     creation order, and a SessionRevoker (directory.go);
+//   - its registration with internal/provider (provider.go). Its fake is clerkfake.
+package clerk

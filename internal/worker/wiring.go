@@ -1,0 +1,141 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"golang.org/x/time/rate"
+
+	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/intake"
+	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/provider"
+	"github.com/idpsync/idpsync/internal/store"
+)
+
+// UserAgent identifies idpsync to the IdPs.
+const UserAgent = "idpsync (+https://github.com/idpsync/idpsync)"
+
+// OpenDatabase connects to cfg's Postgres.
+func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	return store.Open(ctx, cfg.Database.URL, cfg.Database.Schema, cfg.Database.MaxConns)
+}
+
+// FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves.
+func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*Worker, error) {
+	w := cfg.Worker
+	idps, err := ConnectIdPs(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	policies := map[string]handlers.Policy{}
+	var resyncs []ResyncSchedule
+	for _, s := range cfg.Sources {
+		r := s.Revocation
+		triggers := map[events.Trigger]bool{}
+		for _, t := range r.Triggers {
+			triggers[t] = true
+		}
+		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
+			Offboard: r.ZeroIDAction == "offboard", OwnerKey: r.OwnerKey}
+		if *s.Resync.Periodic {
+			for _, e := range s.ResyncEntities() {
+				resyncs = append(resyncs, ResyncSchedule{Source: s.Name, Entity: e, Interval: time.Duration(s.Resync.Interval)})
+			}
+		}
+	}
+	adminAddr := w.AdminAddr
+	if adminAddr == "-" {
+		adminAddr = ""
+	}
+	return New(Config{
+		Pool:   pool,
+		Schema: cfg.Database.Schema,
+		Bus:    bus,
+		Consumer: natsbus.ConsumerConfig{
+			Durable:       w.Consumer,
+			AckWait:       time.Duration(w.AckWait),
+			MaxAckPending: 10 * w.BatchSize,
+		},
+		KindOf:           cfg.KindOf,
+		BatchSize:        w.BatchSize,
+		ReconcileWorkers: w.ReconcileWorkers,
+		RevokeWorkers:    w.RevokeWorkers,
+		ResyncWorkers:    w.ResyncWorkers,
+		IdPs:             idps,
+		Policies:         policies,
+		Resyncs:          resyncs,
+		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
+		AdminAddr:        adminAddr,
+		RiverUI:          w.RiverUI,
+		Logger:           logger,
+		Registry:         reg,
+	})
+}
+
+// ConnectIdPs builds, through each source's provider, the management APIs of every source with
+// api settings. It makes no call.
+func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error) {
+	idps := handlers.IdPs{Directories: map[string]provider.Directory{}, Sessions: map[string]provider.SessionRevoker{},
+		Agents: map[string]provider.AgentRevoker{}}
+	for _, s := range cfg.Sources {
+		p := s.Provider()
+		if !s.API.Configured() || p == nil || p.API == nil {
+			continue
+		}
+		settings := s.APISettings()
+		settings.HTTPClient = &http.Client{Timeout: time.Duration(s.API.Timeout)}
+		settings.Limiter = limiter(s.API.RateLimit)
+		settings.UserAgent = UserAgent
+		settings.Logger = logger.With("source", s.Name)
+		conn, err := p.API.ConnectFunc(settings)
+		if err != nil {
+			return idps, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		if conn.Directory != nil {
+			idps.Directories[s.Name] = conn.Directory
+		}
+		if conn.Sessions != nil {
+			idps.Sessions[s.Name] = conn.Sessions
+		}
+		if conn.Agents != nil {
+			idps.Agents[s.Name] = conn.Agents
+		}
+	}
+	return idps, nil
+}
+
+// limiter allows rps requests per second, with a burst of a second's worth; nil for no cap.
+func limiter(rps float64) *rate.Limiter {
+	if rps <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(rps), max(1, int(rps)))
+}
+
+// NewRecorder returns an intake that records deliveries without consuming (for replays), with an
+// insert-only River client to enqueue their jobs.
+func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*intake.Intake, *river.Client[pgx.Tx], error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.Database.Schema, Logger: logger.With("component", "river")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("river client: %w", err)
+	}
+	in, err := intake.New(intake.Config{
+		Bus: bus, Pool: pool, Jobs: client, Logger: logger, KindOf: cfg.KindOf,
+		Consumer: natsbus.ConsumerConfig{Durable: cfg.Worker.Consumer, AckWait: time.Duration(cfg.Worker.AckWait)},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, client, nil
+}
