@@ -22,7 +22,8 @@ type IdPs struct {
 
 // judge sorts out what a job does after a call to an IdP failed: wait for a rate limit (snooze >
 // 0, which does not spend an attempt), stop for good (final: the IdP answered with a permanent
-// error such as 401, 403 or 422, or the attempts are used up), or else let River retry it with
+// error such as 401, 403 or 422, or an answer that means idpsync is misconfigured, or the
+// attempts are used up), or else let River retry it with
 // backoff. A job interrupted by a shutdown or its timeout is retried; so is an error that is not
 // the IdP's (Postgres unavailable).
 func judge(ctx context.Context, job *rivertype.JobRow, err error) (snooze time.Duration, final bool) {
@@ -37,6 +38,7 @@ func judge(ctx context.Context, job *rivertype.JobRow, err error) (snooze time.D
 		return d, false
 	}
 	_, fromIdP := errors.AsType[*idpclient.APIError](err)
+	fromIdP = fromIdP || errors.Is(err, idpclient.ErrUnexpected)
 	return 0, fromIdP && class == idpclient.ClassPermanent || job.Attempt >= job.MaxAttempts
 }
 

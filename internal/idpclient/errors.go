@@ -18,9 +18,15 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrForbidden means the credentials are valid but lack a permission (HTTP 403). Permanent.
 	ErrForbidden = errors.New("forbidden")
-	// ErrNotFound means the resource does not exist (HTTP 404). Permanent; for a revocation it
-	// usually means the work is already done.
+	// ErrNotFound means the one resource a request named does not exist (a 404 in the provider's
+	// own error shape to a request that declared Request.NotFoundMeansGone). Permanent; for a
+	// revocation it means the work is already done.
 	ErrNotFound = errors.New("not found")
+	// ErrUnexpected means the answer is not one the API gives when idpsync is configured right: a
+	// 404 from a list, a search, a token endpoint or an unknown route; a 2xx whose body does not
+	// decode; a redirect to another origin. Permanent, and an operator must look: the source's
+	// base_url or credentials are probably wrong. Never "already done".
+	ErrUnexpected = errors.New("unexpected answer (check the source's base_url)")
 	// ErrValidation means the provider rejected the request's parameters (HTTP 400 or 422). The
 	// *APIError carries per-field details in Fields when the provider gave any. Permanent.
 	ErrValidation = errors.New("validation failed")
@@ -71,6 +77,13 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Fields holds per-field details of a validation error.
 	Fields []FieldError
+	// Recognized is true when the body was in the provider's own error shape (set by the
+	// provider's decoder).
+	Recognized bool
+	// Gone is true for a 404 that means the resource the request named no longer exists
+	// (Request.NotFoundMeansGone and a recognized body); such an error matches ErrNotFound, any
+	// other 404 ErrUnexpected.
+	Gone bool
 }
 
 // Error implements error. The text names the provider, operation, status, code and message.
@@ -117,8 +130,13 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap returns the sentinel of the error's status class, so errors.Is(err, ErrNotFound) works
-// through any wrapping.
-func (e *APIError) Unwrap() error { return StatusSentinel(e.Status) }
+// through any wrapping. A 404 is ErrNotFound only when Gone, else ErrUnexpected.
+func (e *APIError) Unwrap() error {
+	if e.Status == http.StatusNotFound && !e.Gone {
+		return ErrUnexpected
+	}
+	return StatusSentinel(e.Status)
+}
 
 // StatusSentinel is the one table mapping HTTP statuses to sentinels. It returns nil for statuses
 // without a class of their own (other 4xx such as 402, 405, 410), which are permanent.

@@ -68,8 +68,10 @@ func BasicAuth(user, password string) Authenticator {
 }
 
 // ErrorDecoderFunc turns a provider's error body into an *APIError. It fills Code, Message,
-// RequestID and Fields from the body; the transport fills Provider, Op, Status and RetryAfter and
-// falls back to the status text for Message. It must not return nil.
+// RequestID and Fields from the body, and sets Recognized when the body is in the provider's own
+// error shape (not an edge proxy's page or a router's default answer); the transport fills
+// Provider, Op, Status, RetryAfter and Gone and falls back to the status text for Message. It
+// must not return nil.
 type ErrorDecoderFunc func(status int, header http.Header, body []byte) *APIError
 
 // Config configures a Transport. Provider packages build it from their own Config.
@@ -79,7 +81,9 @@ type Config struct {
 	// BaseURL is the API root every request path is appended to, e.g. "https://api.clerk.com/v1".
 	// Required.
 	BaseURL string
-	// HTTPClient sends the requests. Defaults to a client with a DefaultTimeout timeout.
+	// HTTPClient sends the requests. Defaults to a client with a DefaultTimeout timeout. Whatever
+	// the client, the transport follows no redirect to another origin (scheme, host and port):
+	// credentials never leave the origin they are configured for.
 	HTTPClient *http.Client
 	// UserAgent is sent on every request. Defaults to DefaultUserAgent.
 	UserAgent string
@@ -146,6 +150,9 @@ func NewTransport(cfg Config) (*Transport, error) {
 	if t.client == nil {
 		t.client = &http.Client{Timeout: DefaultTimeout}
 	}
+	client := *t.client // a copy: the caller's client keeps its own redirect policy
+	client.CheckRedirect = sameOriginRedirects
+	t.client = &client
 	if t.decode == nil {
 		t.decode = func(int, http.Header, []byte) *APIError { return &APIError{} }
 	}
@@ -172,8 +179,39 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("base URL %q must not carry a query, fragment or user info", raw)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	u.RawPath = ""
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 	return u, nil
+}
+
+// URL returns the URL of an escaped API path: the base URL's path, then path. A base URL at a
+// host root ("https://zeroid.internal") and one with a path ("https://api.clerk.com/v1") join
+// alike, with exactly one slash between them.
+func (t *Transport) URL(path string) (*url.URL, error) {
+	if path != "" && !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("request path %q does not start with a slash", path)
+	}
+	raw := strings.TrimSuffix(t.base.EscapedPath(), "/") + path
+	unescaped, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("request path %q is not escaped correctly: %w", path, err)
+	}
+	u := *t.base
+	u.Path, u.RawPath = unescaped, raw
+	return &u, nil
+}
+
+// sameOriginRedirects lets the client follow a redirect only within the origin of the request:
+// a redirect elsewhere would carry the credentials there.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	switch {
+	case len(via) >= 10:
+		return errors.New("stopped after 10 redirects")
+	case req.URL.Scheme != first.Scheme || req.URL.Host != first.Host:
+		return fmt.Errorf("%w: redirected to another origin (%s://%s); idpsync sends credentials only to the configured base_url",
+			ErrUnexpected, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // Provider returns the IdP kind the transport talks to.
@@ -205,6 +243,12 @@ type Request struct {
 	IdempotencyKey string
 	// NoAuth skips the transport's Authenticator (for token endpoints with their own credentials).
 	NoAuth bool
+	// NotFoundMeansGone declares that a 404 to this request, in the provider's own error shape,
+	// means that the one resource the request names no longer exists (a session to revoke, an
+	// identity to deactivate, a user to read): the error then matches ErrNotFound. Every other
+	// 404 — from a list or a search, a token endpoint, or a route the server does not have —
+	// matches ErrUnexpected: idpsync is misconfigured (a wrong base_url), never "already done".
+	NotFoundMeansGone bool
 }
 
 func (r *Request) idempotent() bool {
@@ -225,8 +269,10 @@ func (t *Transport) Do(ctx context.Context, req *Request, out any) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: encoding request: %w", t.provider, req.Op(), err)
 	}
-	target := t.base.JoinPath()
-	target.Path += req.Path
+	target, err := t.URL(req.Path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", t.provider, req.Op(), err)
+	}
 	if len(req.Query) > 0 {
 		target.RawQuery = req.Query.Encode()
 	}
@@ -256,6 +302,9 @@ func (t *Transport) Do(ctx context.Context, req *Request, out any) error {
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return ctxErr
+			}
+			if errors.Is(err, ErrUnexpected) { // a redirect refused: not a network failure
+				return fmt.Errorf("%s %s: %w", t.provider, req.Op(), stripURL(err))
 			}
 			callErr = &TransportError{Provider: t.provider, Op: req.Op(), Err: stripURL(err)}
 		} else {
@@ -345,8 +394,9 @@ func (t *Transport) readResponse(resp *http.Response, req *Request, out any) (in
 			return resp.StatusCode, nil
 		}
 		if err := json.Unmarshal(data, out); err != nil {
-			// A 2xx that does not decode is a contract break, not a transient failure.
-			return resp.StatusCode, fmt.Errorf("%s %s: decoding %d response: %w", t.provider, req.Op(), resp.StatusCode, err)
+			// A 2xx that does not decode is a contract break (or not the API at all), not a
+			// transient failure.
+			return resp.StatusCode, fmt.Errorf("%s %s: %w: the %d answer does not decode: %w", t.provider, req.Op(), ErrUnexpected, resp.StatusCode, err)
 		}
 		return resp.StatusCode, nil
 	}
@@ -357,6 +407,7 @@ func (t *Transport) readResponse(resp *http.Response, req *Request, out any) (in
 	apiErr.Provider = t.provider
 	apiErr.Op = req.Op()
 	apiErr.Status = resp.StatusCode
+	apiErr.Gone = resp.StatusCode == http.StatusNotFound && req.NotFoundMeansGone && apiErr.Recognized
 	if apiErr.Message == "" {
 		apiErr.Message = http.StatusText(resp.StatusCode)
 	}

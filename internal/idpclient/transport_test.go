@@ -2,11 +2,14 @@ package idpclient_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,7 +55,8 @@ func TestClassify(t *testing.T) {
 		{api(400), idpclient.ClassPermanent, idpclient.ErrValidation},
 		{api(401), idpclient.ClassPermanent, idpclient.ErrUnauthorized},
 		{api(403), idpclient.ClassPermanent, idpclient.ErrForbidden},
-		{api(404), idpclient.ClassPermanent, idpclient.ErrNotFound},
+		{api(404), idpclient.ClassPermanent, idpclient.ErrUnexpected},
+		{&idpclient.APIError{Status: 404, Gone: true}, idpclient.ClassPermanent, idpclient.ErrNotFound},
 		{api(409), idpclient.ClassPermanent, idpclient.ErrConflict},
 		{api(422), idpclient.ClassPermanent, idpclient.ErrValidation},
 		{api(429), idpclient.ClassDeferred, idpclient.ErrRateLimited},
@@ -267,5 +271,177 @@ func TestNewTransportValidation(t *testing.T) {
 		if _, err := idpclient.NewTransport(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A base URL at a host root and one with a path join a request path alike: exactly one slash, the
+// base path kept, escaped ids kept escaped. (A base at a host root once sent GET //api/v1/…, which
+// real servers answer with a route 404.)
+func TestURLJoin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ base, path, want string }{
+		{"https://zeroid.internal", "/api/v1/identities", "https://zeroid.internal/api/v1/identities"},
+		{"https://zeroid.internal/", "/api/v1/identities", "https://zeroid.internal/api/v1/identities"},
+		{"https://my.zitadel.cloud", "/oauth/v2/token", "https://my.zitadel.cloud/oauth/v2/token"},
+		{"https://api.clerk.com/v1", "/users", "https://api.clerk.com/v1/users"},
+		{"https://api.clerk.com/v1/", "/users", "https://api.clerk.com/v1/users"},
+		{"http://127.0.0.1:8090/zeroid", "/health", "http://127.0.0.1:8090/zeroid/health"},
+		{"https://gw.example/idp%2Fa", "/users", "https://gw.example/idp%2Fa/users"},
+		{"https://api.clerk.com/v1", "/users/" + idpclient.PathEscape("a/b c"), "https://api.clerk.com/v1/users/a%2Fb%20c"},
+		{"https://api.clerk.com/v1", "", "https://api.clerk.com/v1"},
+	} {
+		tr, err := idpclient.NewTransport(idpclient.Config{Provider: "test", BaseURL: tc.base})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.base, err)
+		}
+		u, err := tr.URL(tc.path)
+		if err != nil {
+			t.Fatalf("%s + %s: %v", tc.base, tc.path, err)
+		}
+		if u.String() != tc.want {
+			t.Errorf("%s + %s = %s, want %s", tc.base, tc.path, u, tc.want)
+		}
+	}
+	tr, _ := idpclient.NewTransport(idpclient.Config{Provider: "test", BaseURL: "https://h"})
+	if _, err := tr.URL("users"); err == nil {
+		t.Error("a path without a leading slash was accepted")
+	}
+}
+
+// The requests a real server sees for base URLs at a host root: never a double slash.
+func TestRequestsAtAHostRoot(t *testing.T) {
+	t.Parallel()
+	var got []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.RequestURI())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	for _, base := range []string{srv.URL, srv.URL + "/"} {
+		tr, err := idpclient.NewTransport(idpclient.Config{Provider: "test", BaseURL: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Do(context.Background(), &idpclient.Request{Method: http.MethodGet, Path: "/api/v1/identities",
+			Query: url.Values{"owner_user_id": {"u"}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"/api/v1/identities?owner_user_id=u", "/api/v1/identities?owner_user_id=u"}; !slices.Equal(got, want) {
+		t.Fatalf("request URIs = %q, want %q", got, want)
+	}
+}
+
+// A 404 means "gone" only for a request about one resource, and only in the provider's own error
+// shape; a router's 404 (a wrong base_url) or a list's 404 is unexpected, never "already done".
+func TestNotFoundMeansGoneOnlyWhereDeclared(t *testing.T) {
+	t.Parallel()
+	shaped := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"title":"Not Found","status":404,"detail":"identity not found"}`))
+	}
+	route := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("404 page not found\n"))
+	}
+	decode := func(_ int, _ http.Header, body []byte) *idpclient.APIError {
+		var p struct{ Title, Detail string }
+		if json.Unmarshal(body, &p) != nil || p.Title == "" {
+			return &idpclient.APIError{}
+		}
+		return &idpclient.APIError{Message: p.Detail, Recognized: true}
+	}
+	for _, tc := range []struct {
+		name    string
+		h       http.HandlerFunc
+		gone    bool
+		want    error
+		notWant error
+	}{
+		{"resource 404 on a removal", shaped, true, idpclient.ErrNotFound, idpclient.ErrUnexpected},
+		{"resource 404 on a list", shaped, false, idpclient.ErrUnexpected, idpclient.ErrNotFound},
+		{"route 404 on a removal", route, true, idpclient.ErrUnexpected, idpclient.ErrNotFound},
+		{"route 404 on a list", route, false, idpclient.ErrUnexpected, idpclient.ErrNotFound},
+	} {
+		tr := newTransport(t, tc.h, func(c *idpclient.Config) { c.DecodeErrorFunc = decode })
+		err := tr.Do(context.Background(), &idpclient.Request{Method: http.MethodDelete, Path: "/identities/1", NotFoundMeansGone: tc.gone}, nil)
+		if !errors.Is(err, tc.want) || errors.Is(err, tc.notWant) {
+			t.Errorf("%s: err = %v, want %v and not %v", tc.name, err, tc.want, tc.notWant)
+		}
+		if idpclient.Classify(err) != idpclient.ClassPermanent {
+			t.Errorf("%s: class = %s, want permanent", tc.name, idpclient.Classify(err))
+		}
+	}
+}
+
+// A 2xx answer that is not the API's shape (an HTML page of a proxy, a login page) is an error an
+// operator sees, not an empty success.
+func TestUnknownShapeIsUnexpected(t *testing.T) {
+	t.Parallel()
+	tr := newTransport(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html>Sign in</html>"))
+	}, nil)
+	var out struct{ Data []string }
+	err := tr.Do(context.Background(), &idpclient.Request{Method: http.MethodGet, Path: "/users"}, &out)
+	if !errors.Is(err, idpclient.ErrUnexpected) || idpclient.Classify(err) != idpclient.ClassPermanent {
+		t.Fatalf("err = %v (%s), want a permanent ErrUnexpected", err, idpclient.Classify(err))
+	}
+}
+
+// Credentials never leave the configured origin: a redirect to another port of the same host (or
+// any other origin) is refused before anything is sent there, even with a caller's own client;
+// a redirect within the origin is followed with the credentials.
+func TestRedirectsStayInTheOrigin(t *testing.T) {
+	t.Parallel()
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(elsewhere.Close)
+	var sameOriginAuth atomic.Value
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/away":
+			http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusTemporaryRedirect)
+		case "/api/moved":
+			http.Redirect(w, r, "/api/here", http.StatusTemporaryRedirect)
+		case "/api/here":
+			sameOriginAuth.Store(r.Header.Get("Authorization"))
+			_, _ = w.Write([]byte(`{}`))
+		}
+	}))
+	t.Cleanup(origin.Close)
+	for _, client := range []*http.Client{nil, {Timeout: time.Second}, http.DefaultClient} {
+		tr, err := idpclient.NewTransport(idpclient.Config{Provider: "test", BaseURL: origin.URL + "/api", HTTPClient: client,
+			Auth: idpclient.BearerToken("sk_live_secret")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tr.Do(context.Background(), &idpclient.Request{Method: http.MethodPost, Path: "/away", JSON: map[string]string{}}, nil)
+		if !errors.Is(err, idpclient.ErrUnexpected) || idpclient.Classify(err) != idpclient.ClassPermanent {
+			t.Fatalf("cross-origin redirect: err = %v, want a permanent ErrUnexpected", err)
+		}
+		if strings.Contains(err.Error(), "sk_live_secret") {
+			t.Fatalf("the error carries the credential: %v", err)
+		}
+		if err := tr.Do(context.Background(), &idpclient.Request{Method: http.MethodGet, Path: "/moved"}, nil); err != nil {
+			t.Fatalf("same-origin redirect: %v", err)
+		}
+		if got := sameOriginAuth.Load(); got != "Bearer sk_live_secret" {
+			t.Fatalf("same-origin redirect carried Authorization %q", got)
+		}
+	}
+	if leaked.Load() != 0 || http.DefaultClient.CheckRedirect != nil {
+		t.Fatalf("credentials reached another origin %d times (or the caller's client was changed)", leaked.Load())
 	}
 }

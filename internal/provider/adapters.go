@@ -47,15 +47,20 @@ type SessionRevoker interface {
 	RevokeSession(ctx context.Context, sessionID string) error
 }
 
-// AgentRevoker revokes the credentials of the agent identities a user owns (ZeroID).
+// AgentRevoker takes access away from the agent identities a user owns (ZeroID).
 type AgentRevoker interface {
-	// OwnedAgents yields the ids of the active identities whose owner is owner.
+	// OwnedAgents yields the ids of the identities whose owner is owner and that can still act or
+	// be resumed by an administrator: active and suspended ones.
 	OwnedAgents(ctx context.Context, owner string) iter.Seq2[string, error]
-	// SignalAgent sends a CAE signal about one identity; a high or critical severity makes the
-	// IdP revoke its credentials.
+	// SignalAgent sends a CAE signal about one identity. A high or critical one makes the IdP
+	// revoke the tokens the identity holds now; the identity and its keys stay usable.
 	SignalAgent(ctx context.Context, identityID string, s Signal) error
-	// Offboard deactivates every identity of owner and revokes their credentials; it returns a
-	// summary for the audit.
+	// DeactivateAgent deactivates one identity: its tokens and keys are revoked and it can obtain
+	// no new token. It fails unless the IdP confirms the identity deactivated;
+	// idpclient.ErrNotFound when the IdP has no such identity.
+	DeactivateAgent(ctx context.Context, identityID string) error
+	// Offboard deactivates every identity of owner and revokes their credentials, in one call; it
+	// returns a summary for the audit.
 	Offboard(ctx context.Context, owner, reason string) (string, error)
 }
 

@@ -46,7 +46,7 @@ func (c *Client) GetUser(ctx context.Context, issuerID, userID string) (*User, e
 		return nil, err
 	}
 	var u User
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: path}, &u); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: path, NotFoundMeansGone: true}, &u); err != nil {
 		return nil, fmt.Errorf("getting user: %w", err)
 	}
 	return &u, nil
@@ -131,7 +131,7 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookID string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: path}, nil); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: path, NotFoundMeansGone: true}, nil); err != nil {
 		return fmt.Errorf("deleting webhook: %w", err)
 	}
 	return nil

@@ -174,7 +174,7 @@ func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
 	if json.Unmarshal(body, &ae) != nil || ae.Error == "" {
 		return &idpclient.APIError{}
 	}
-	e := &idpclient.APIError{Code: ae.Error, Message: cmp.Or(ae.ErrorDescription, ae.Error), RequestID: ae.RequestID}
+	e := &idpclient.APIError{Code: ae.Error, Message: cmp.Or(ae.ErrorDescription, ae.Error), RequestID: ae.RequestID, Recognized: true}
 	// Fields come as a list [{field, code, message}] or a map {field: message}.
 	var list []struct{ Field, Code, Message string }
 	var byName map[string]string

@@ -111,7 +111,7 @@ func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
 		return &idpclient.APIError{}
 	}
 	first := ce.Errors[0]
-	e := &idpclient.APIError{Code: first.Code, Message: cmp.Or(first.LongMessage, first.Message), RequestID: ce.ClerkTraceID}
+	e := &idpclient.APIError{Code: first.Code, Message: cmp.Or(first.LongMessage, first.Message), RequestID: ce.ClerkTraceID, Recognized: true}
 	for _, fe := range ce.Errors {
 		name, _ := fe.Meta["param_name"].(string)
 		if name == "" && len(ce.Errors) == 1 {
@@ -142,18 +142,20 @@ func (p ListParams) query(q url.Values, pageSize int) {
 	}
 }
 
-// offsetPages is the PageFunc of a {data,total_count} list.
-func offsetPages[T any](c *Client, path string, q url.Values, limit int) idpclient.PageFunc[T, int] {
+// offsetPages is the PageFunc of an offset-paged list, answered as {data,total_count} or as a bare
+// array (then the list ends at the first short page). scoped says the path names one resource
+// whose list it is (an organization's memberships): a 404 then means that resource is gone.
+func offsetPages[T any](c *Client, path string, q url.Values, limit int, scoped bool) idpclient.PageFunc[T, int] {
 	return func(ctx context.Context, offset int) ([]T, int, bool, error) {
 		page := cloneQuery(q)
 		page.Set("limit", strconv.Itoa(limit))
 		page.Set("offset", strconv.Itoa(offset))
 		var out list[T]
-		if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: path, Query: page}, &out); err != nil {
+		if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: path, Query: page, NotFoundMeansGone: scoped}, &out); err != nil {
 			return nil, 0, false, fmt.Errorf("listing %s at offset %d: %w", path, offset, err)
 		}
 		next := offset + len(out.Data)
-		more := len(out.Data) == limit && int64(next) < out.TotalCount
+		more := len(out.Data) == limit && (!out.paged || int64(next) < out.TotalCount)
 		return out.Data, next, more, nil
 	}
 }

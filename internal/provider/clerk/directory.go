@@ -2,6 +2,7 @@ package clerk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -93,6 +94,9 @@ func (d *clerkDirectory) memberships(ctx context.Context, cp provider.OffsetChec
 		}
 		params := &ListOrganizationMembershipsParams{OrganizationID: o.ID, ListParams: ListParams{Offset: offset, OrderBy: byCreation}}
 		for m, err := range d.c.ListOrganizationMemberships(ctx, params) {
+			if errors.Is(err, idpclient.ErrNotFound) {
+				break // deleted since it was listed: the sweep confirms its memberships gone
+			}
 			if err != nil {
 				yield(provider.Item{}, err)
 				return

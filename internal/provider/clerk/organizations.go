@@ -33,13 +33,13 @@ func (c *Client) ListOrganizations(ctx context.Context, params *ListOrganization
 	if params.IncludeMembersCount {
 		q.Set("include_members_count", "true")
 	}
-	return idpclient.Paginate(ctx, params.Offset, offsetPages[Organization](c, "/organizations", q, c.limit(params.ListParams)))
+	return idpclient.Paginate(ctx, params.Offset, offsetPages[Organization](c, "/organizations", q, c.limit(params.ListParams), false))
 }
 
 // GetOrganization returns one organization by id or slug.
 func (c *Client) GetOrganization(ctx context.Context, idOrSlug string) (*Organization, error) {
 	var o Organization
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/organizations/" + idpclient.PathEscape(idOrSlug)}, &o); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/organizations/" + idpclient.PathEscape(idOrSlug), NotFoundMeansGone: true}, &o); err != nil {
 		return nil, fmt.Errorf("getting organization: %w", err)
 	}
 	return &o, nil
@@ -70,5 +70,5 @@ func (c *Client) ListOrganizationMemberships(ctx context.Context, params *ListOr
 		q.Add("user_id", u)
 	}
 	path := "/organizations/" + idpclient.PathEscape(params.OrganizationID) + "/memberships"
-	return idpclient.Paginate(ctx, params.Offset, offsetPages[OrganizationMembership](c, path, q, c.limit(params.ListParams)))
+	return idpclient.Paginate(ctx, params.Offset, offsetPages[OrganizationMembership](c, path, q, c.limit(params.ListParams), true))
 }

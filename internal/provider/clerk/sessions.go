@@ -22,7 +22,8 @@ type ListSessionsParams struct {
 }
 
 // ListSessions iterates over the sessions of a user or client, newest first (Clerk's only
-// order). It sends paginated=true so that Clerk answers {data,total_count}. Clerk purges old
+// order). It sends paginated=true, to which Clerk answers {data,total_count} (as its Go SDK
+// expects), and also reads the bare array Clerk's published spec documents. Clerk purges old
 // inactive sessions, so the list is not a history.
 func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) iter.Seq2[Session, error] {
 	if params == nil || (params.UserID == "" && params.ClientID == "") {
@@ -41,14 +42,14 @@ func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) i
 	if params.Status != "" {
 		q.Set("status", params.Status)
 	}
-	return idpclient.Paginate(ctx, params.Offset, offsetPages[Session](c, "/sessions", q, c.limit(params.ListParams)))
+	return idpclient.Paginate(ctx, params.Offset, offsetPages[Session](c, "/sessions", q, c.limit(params.ListParams), false))
 }
 
 // RevokeSession revokes one session and returns it with status "revoked".
 func (c *Client) RevokeSession(ctx context.Context, sessionID string) (*Session, error) {
 	var s Session
 	path := "/sessions/" + idpclient.PathEscape(sessionID) + "/revoke"
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path}, &s); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, NotFoundMeansGone: true}, &s); err != nil {
 		return nil, fmt.Errorf("revoking session: %w", err)
 	}
 	return &s, nil

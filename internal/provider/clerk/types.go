@@ -3,6 +3,7 @@ package clerk
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 )
 
 // User is a Clerk user (BAPI schema User). Timestamps are Unix milliseconds. Raw holds the item's
@@ -205,6 +206,30 @@ type DeletedObject struct {
 type list[T any] struct {
 	Data       []T   `json:"data"`
 	TotalCount int64 `json:"total_count"`
+	// paged is false when the answer was a bare array (no total).
+	paged bool
+}
+
+// UnmarshalJSON reads a page in either of the shapes Clerk uses: {data,total_count}, or a bare
+// array without a total (GET /sessions as Clerk's published spec documents it; GET /users).
+func (l *list[T]) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) > 0 && b[0] == '[' {
+		l.paged = false
+		return json.Unmarshal(b, &l.Data)
+	}
+	var page struct {
+		Data       *[]T   `json:"data"`
+		TotalCount *int64 `json:"total_count"`
+	}
+	if err := json.Unmarshal(b, &page); err != nil {
+		return err
+	}
+	if page.Data == nil || page.TotalCount == nil {
+		return errors.New("the page has neither the shape {data, total_count} nor that of an array")
+	}
+	l.Data, l.TotalCount, l.paged = *page.Data, *page.TotalCount, true
+	return nil
 }
 
 // totalCount is the answer of GET /users/count.

@@ -97,7 +97,7 @@ func (c *Client) CountUsers(ctx context.Context, params *ListUsersParams) (int64
 // GetUser returns one user.
 func (c *Client) GetUser(ctx context.Context, userID string) (*User, error) {
 	var u User
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/users/" + idpclient.PathEscape(userID)}, &u); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &u); err != nil {
 		return nil, fmt.Errorf("getting user: %w", err)
 	}
 	return &u, nil
@@ -127,7 +127,7 @@ func (c *Client) UnlockUser(ctx context.Context, userID string) (*User, error) {
 func (c *Client) userAction(ctx context.Context, userID, action string) (*User, error) {
 	var u User
 	path := "/users/" + idpclient.PathEscape(userID) + "/" + action
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path}, &u); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, NotFoundMeansGone: true}, &u); err != nil {
 		return nil, fmt.Errorf("%s user: %w", action, err)
 	}
 	return &u, nil
@@ -136,7 +136,7 @@ func (c *Client) userAction(ctx context.Context, userID, action string) (*User, 
 // DeleteUser deletes a user. A second delete answers ErrNotFound.
 func (c *Client) DeleteUser(ctx context.Context, userID string) (*DeletedObject, error) {
 	var d DeletedObject
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/users/" + idpclient.PathEscape(userID)}, &d); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &d); err != nil {
 		return nil, fmt.Errorf("deleting user: %w", err)
 	}
 	return &d, nil

@@ -15,7 +15,7 @@ var _ provider.AgentRevoker = (*zeroidAgents)(nil)
 
 func (a *zeroidAgents) OwnedAgents(ctx context.Context, owner string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for id, err := range a.c.ListIdentities(ctx, &ListIdentitiesParams{OwnerUserID: owner, Status: "active"}) {
+		for id, err := range a.c.ListIdentities(ctx, &ListIdentitiesParams{OwnerUserID: owner, Status: "active,suspended"}) {
 			if err != nil {
 				yield("", err)
 				return
@@ -30,6 +30,11 @@ func (a *zeroidAgents) OwnedAgents(ctx context.Context, owner string) iter.Seq2[
 func (a *zeroidAgents) SignalAgent(ctx context.Context, identityID string, s provider.Signal) error {
 	_, err := a.c.IngestSignal(ctx, &IngestSignalParams{IdentityID: identityID, SignalType: s.Type, Severity: s.Severity,
 		Source: s.Source, Payload: s.Payload})
+	return err
+}
+
+func (a *zeroidAgents) DeactivateAgent(ctx context.Context, identityID string) error {
+	_, err := a.c.DeactivateIdentity(ctx, identityID)
 	return err
 }
 

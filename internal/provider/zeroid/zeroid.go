@@ -133,7 +133,7 @@ func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
 	if json.Unmarshal(body, &ze) != nil {
 		return &idpclient.APIError{}
 	}
-	e := &idpclient.APIError{}
+	e := &idpclient.APIError{Recognized: ze.Title != "" || len(ze.Error) > 0}
 	if len(ze.Error) > 0 && ze.Error[0] == '{' {
 		var env struct {
 			InternalCode string `json:"internalCode"`
@@ -401,6 +401,23 @@ func (c *Client) ListIdentities(ctx context.Context, params *ListIdentitiesParam
 		next := offset + len(out.Identities)
 		return out.Identities, next, len(out.Identities) > 0 && next < out.Total, nil
 	})
+}
+
+// DeactivateIdentity deactivates an identity (DELETE {prefix}/identities/{id}, a soft delete):
+// ZeroID revokes its API keys and tokens, so it can mint no new token, and answers the identity,
+// now "deactivated"; a second call answers the same. An identity ZeroID does not have is
+// idpclient.ErrNotFound.
+func (c *Client) DeactivateIdentity(ctx context.Context, id string) (*Identity, error) {
+	var out Identity
+	req := &idpclient.Request{Method: http.MethodDelete, Path: c.prefix + "/identities/" + idpclient.PathEscape(id), Idempotent: true,
+		NotFoundMeansGone: true}
+	if err := c.t.Do(ctx, req, &out); err != nil {
+		return nil, fmt.Errorf("deactivating identity %s: %w", id, err)
+	}
+	if out.Status != "deactivated" {
+		return nil, fmt.Errorf("deactivating identity %s: %w: ZeroID answered status %q", id, idpclient.ErrUnexpected, out.Status)
+	}
+	return &out, nil
 }
 
 // OffboardResult says what an offboarding changed.

@@ -55,7 +55,7 @@ func (c *Client) GetUser(ctx context.Context, userID string) (*User, error) {
 		Details *Details `json:"details"`
 		User    User     `json:"user"`
 	}
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/v2/users/" + idpclient.PathEscape(userID)}, &out); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/v2/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &out); err != nil {
 		return nil, fmt.Errorf("getting user: %w", err)
 	}
 	return &out.User, nil
@@ -85,7 +85,7 @@ func (c *Client) UnlockUser(ctx context.Context, userID string) (*Details, error
 func (c *Client) userAction(ctx context.Context, userID, action string) (*Details, error) {
 	var out detailsResponse
 	path := "/v2/users/" + idpclient.PathEscape(userID) + "/" + action
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, JSON: struct{}{}}, &out); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, JSON: struct{}{}, NotFoundMeansGone: true}, &out); err != nil {
 		return nil, fmt.Errorf("%s user: %w", action, err)
 	}
 	return &out.Details, nil
@@ -94,7 +94,7 @@ func (c *Client) userAction(ctx context.Context, userID, action string) (*Detail
 // DeleteUser deletes a user.
 func (c *Client) DeleteUser(ctx context.Context, userID string) (*Details, error) {
 	var out detailsResponse
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/v2/users/" + idpclient.PathEscape(userID)}, &out); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/v2/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &out); err != nil {
 		return nil, fmt.Errorf("deleting user: %w", err)
 	}
 	return &out.Details, nil
@@ -163,7 +163,7 @@ func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) i
 // ErrNotFound.
 func (c *Client) DeleteSession(ctx context.Context, sessionID string) (*Details, error) {
 	var out detailsResponse
-	req := &idpclient.Request{Method: http.MethodDelete, Path: "/v2/sessions/" + idpclient.PathEscape(sessionID), JSON: struct{}{}}
+	req := &idpclient.Request{Method: http.MethodDelete, Path: "/v2/sessions/" + idpclient.PathEscape(sessionID), JSON: struct{}{}, NotFoundMeansGone: true}
 	if err := c.t.Do(ctx, req, &out); err != nil {
 		return nil, fmt.Errorf("deleting session: %w", err)
 	}

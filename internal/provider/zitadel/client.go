@@ -198,14 +198,14 @@ func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
 		return &idpclient.APIError{}
 	}
 	if ze.Error != "" {
-		return &idpclient.APIError{Code: ze.Error, Message: cmp.Or(ze.ErrorDescription, ze.Error)}
+		return &idpclient.APIError{Code: ze.Error, Message: cmp.Or(ze.ErrorDescription, ze.Error), Recognized: true}
 	}
 	e := &idpclient.APIError{Message: ze.Message}
 	code := strings.Trim(string(ze.Code), `"`)
 	if name, ok := grpcCodes[code]; ok {
-		e.Code = name
+		e.Code, e.Recognized = name, true
 	} else if code != "" && code != "null" {
-		e.Code = code
+		e.Code, e.Recognized = code, true
 	}
 	for _, d := range ze.Details {
 		if d.ID != "" {
