@@ -191,3 +191,74 @@ func TestAuthPISource(t *testing.T) {
 		t.Fatal("a deleted user is live")
 	}
 }
+
+// AuthPI resync: through the documented cursor lists (and users.get for each listed user, whose
+// list entry hashes the username), a pass writes exactly the rows webhooks would have, heals the
+// changes whose webhooks never came, and tombstones what the IdP confirms gone.
+func TestAuthPIResync(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := authpifake.New(authpifake.Options{Seed: 33, Users: 230, Organizations: 4})
+	base := a.Start()
+	t.Cleanup(a.Close)
+	keyID, keySecret := a.APIKey()
+	issuer := a.IssuerIDs()[0]
+	s := startStack(t, withSources(fmt.Sprintf(`[{name: authpi-rs, kind: authpi, webhook: {bearer_tokens: [tok]}, api: {key_id: %q, key_secret: %q, issuer_id: %q, base_url: %q}, resync: {periodic: false}}]`,
+		keyID, keySecret, issuer, base)))
+	resync := func(entity events.Entity) store.ResyncRun {
+		t.Helper()
+		job, err := s.worker.River().Insert(ctx, resyncArgs("authpi-rs", entity), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := s.finished(job.Job.ID)
+		if run.Status != store.RunSucceeded {
+			t.Fatalf("resync of %s: %+v", entity.Plural(), run)
+		}
+		s.eventually("the resync job to complete", func() bool {
+			return s.scalar(`SELECT state FROM river_job WHERE id = $1`, job.Job.ID) == "completed"
+		})
+		return run
+	}
+	if run := resync(events.EntityUser); run.Seen != 230 || run.Created != 230 {
+		t.Fatalf("first users pass: %+v", run)
+	}
+	if run := resync(events.EntityOrganization); run.Seen != 4 || run.Created != 4 {
+		t.Fatalf("first organizations pass: %+v", run)
+	}
+	// The rows are the entities as users.get shows them, not the list's hashed usernames.
+	first := a.UserIDs(issuer)[0]
+	want, _ := a.User(issuer, first)
+	if got := s.scalar(`SELECT username || ' ' || primary_email FROM users WHERE source = 'authpi-rs' AND id = $1`, first); got != want.Username+" "+want.Email {
+		t.Fatalf("user row = %v, want %s %s", got, want.Username, want.Email)
+	}
+
+	// Changes made while no webhook reached idpsync: one suspension, one deletion of each.
+	suspended := a.UserIDs(issuer)[7]
+	if _, err := a.UpdateUser(issuer, suspended, func(u *authpifake.User) { u.Status = "suspended" }); err != nil {
+		t.Fatal(err)
+	}
+	gone := a.UserIDs(issuer)[100]
+	if err := a.DeleteUser(issuer, gone); err != nil {
+		t.Fatal(err)
+	}
+	orgs := s.scalar(`SELECT array_agg(id ORDER BY id) FROM organizations WHERE source = 'authpi-rs'`).([]any)
+	goneOrg := orgs[0].(string)
+	if err := a.DeleteOrganization(issuer, goneOrg); err != nil {
+		t.Fatal(err)
+	}
+	if run := resync(events.EntityUser); run.Seen != 229 || run.Updated != 1 || run.Deleted != 1 || run.Created != 0 {
+		t.Fatalf("users pass after missed changes: %+v, want 1 updated and 1 deleted", run)
+	}
+	if run := resync(events.EntityOrganization); run.Deleted != 1 || run.Updated != 0 || run.Created != 0 {
+		t.Fatalf("organizations pass after a missed deletion: %+v", run)
+	}
+	if got := s.scalar(`SELECT banned FROM users WHERE source = 'authpi-rs' AND id = $1`, suspended); got != true {
+		t.Fatal("the suspension was not healed")
+	}
+	for table, id := range map[string]string{"users": gone, "organizations": goneOrg} {
+		if got := s.scalar(`SELECT deleted_at IS NOT NULL FROM `+table+` WHERE source = 'authpi-rs' AND id = $1`, id); got != true {
+			t.Fatalf("%s %s was not tombstoned", table, id)
+		}
+	}
+}

@@ -86,11 +86,11 @@ func sorted(lists ...[]string) []string {
 	return out
 }
 
-// An organization deleted at Clerk: every member's sessions are revoked at Clerk and ZeroID gets a
+// An organization deleted at Clerk (agent action signal): every member's sessions are revoked at Clerk and ZeroID gets a
 // signal per agent a member owns; nobody else is touched; the same webhook again calls nobody.
 func TestOrganizationDeletedRevokesEveryMember(t *testing.T) {
 	t.Parallel()
-	s, c, z := revocationStack(t, "{zeroid: agents}")
+	s, c, z := revocationStack(t, "{zeroid: agents, zeroid_action: signal}")
 	ctx := context.Background()
 
 	org := c.CreateOrganization(clerkfake.Organization{Name: "Acme"})

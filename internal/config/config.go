@@ -152,6 +152,9 @@ type API struct {
 	ProjectID      string `yaml:"project_id"`
 	IssuerID       string `yaml:"issuer_id"`
 	OrganizationID string `yaml:"organization_id"`
+	// Actor is who idpsync says it is where the IdP records who made a change (ZeroID's
+	// X-User-ID, shown as modified_by). Defaults to "idpsync".
+	Actor string `yaml:"actor"`
 	// RateLimit caps the requests per second idpsync sends to this source; 0 means no cap beyond
 	// honouring the IdP's 429s. Defaults to 0.
 	RateLimit float64 `yaml:"rate_limit"`
@@ -189,9 +192,12 @@ type Revocation struct {
 	// ZeroID names a zeroid source whose agent identities owned by the user lose their
 	// credentials too. Defaults to none.
 	ZeroID string `yaml:"zeroid"`
-	// ZeroIDAction is signal (one CAE signal per identity, with a severity that makes ZeroID
-	// revoke its credentials) or offboard (ZeroID's offboard-by-owner). Defaults to signal.
-	ZeroIDAction string `yaml:"zeroid_action"`
+	// ZeroIDAction is what happens to the user's agents: offboard (ZeroID's offboard-by-owner,
+	// across its projects, then a check that none is left), deactivate (each identity of the
+	// configured project deactivated), or signal (a critical CAE signal per identity: its current
+	// tokens are revoked, but the identity stays active and its keys mint new tokens). Defaults to
+	// offboard.
+	ZeroIDAction events.AgentAction `yaml:"zeroid_action"`
 	// OwnerKey is the user attribute ZeroID knows the owner by: id, external_id or email.
 	// Defaults to id.
 	OwnerKey string `yaml:"owner_key"`
@@ -236,7 +242,7 @@ func (s Source) APISettings() provider.APISettings {
 	a := s.API
 	return provider.APISettings{Source: s.Name, BaseURL: a.BaseURL, SecretKey: a.SecretKey, Token: a.Token,
 		ClientID: a.ClientID, ClientSecret: a.ClientSecret, KeyFile: a.KeyFile, KeyID: a.KeyID, KeySecret: a.KeySecret,
-		AccountID: a.AccountID, ProjectID: a.ProjectID, IssuerID: a.IssuerID, OrganizationID: a.OrganizationID}
+		AccountID: a.AccountID, ProjectID: a.ProjectID, IssuerID: a.IssuerID, OrganizationID: a.OrganizationID, Actor: a.Actor}
 }
 
 // RevokesSessions reports whether the policy revokes sessions at the source's IdP.
@@ -266,6 +272,7 @@ const (
 	ConsumerDefault         = "idpsync-worker"
 	MaxBodyBytesDefault     = 1 << 20
 	WebhookToleranceDefault = 5 * time.Minute
+	ActorDefault            = "idpsync"
 )
 
 // Load reads the file at path, expands environment references with getenv, applies the
@@ -356,7 +363,8 @@ func (c *Config) applyDefaults() {
 		if r.Sessions == nil {
 			r.Sessions = boolPtr(s.API.Configured() && p != nil && p.API != nil && p.API.Sessions)
 		}
-		r.ZeroIDAction = cmp.Or(r.ZeroIDAction, "signal")
+		r.ZeroIDAction = cmp.Or(r.ZeroIDAction, events.AgentOffboard)
+		s.API.Actor = cmp.Or(s.API.Actor, ActorDefault)
 		r.OwnerKey = cmp.Or(r.OwnerKey, "id")
 	}
 }
@@ -498,8 +506,8 @@ func (c *Config) validateSource(field string, s Source, bad func(field, format s
 			bad(field+".revocation.zeroid", "source %q is of kind %s, which holds no agent identities; name a zeroid source", r.ZeroID, target.Kind)
 		}
 	}
-	if r.ZeroIDAction != "signal" && r.ZeroIDAction != "offboard" {
-		bad(field+".revocation.zeroid_action", "%q is not an action; use signal or offboard", r.ZeroIDAction)
+	if !r.ZeroIDAction.Valid() {
+		bad(field+".revocation.zeroid_action", "%q is not an action; use offboard, deactivate or signal", r.ZeroIDAction)
 	}
 	if r.OwnerKey != "id" && r.OwnerKey != "external_id" && r.OwnerKey != "email" {
 		bad(field+".revocation.owner_key", "%q is not a user attribute; use id, external_id or email", r.OwnerKey)

@@ -112,7 +112,7 @@ sources:
 	}
 	if !full.RevokesSessions() || len(full.ResyncEntities()) != 3 || !*full.Resync.Periodic ||
 		time.Duration(full.Resync.Interval) != 6*time.Hour || !slices.Equal(full.Revocation.Triggers, events.Triggers) ||
-		full.Revocation.ZeroIDAction != "signal" || full.Revocation.OwnerKey != "id" {
+		full.Revocation.ZeroIDAction != events.AgentOffboard || full.Revocation.OwnerKey != "id" || full.API.Actor != "idpsync" {
 		t.Errorf("defaults with api: %+v", full)
 	}
 	if quiet.HasWebhook() || len(quiet.Revocation.Triggers) != 0 || *quiet.Resync.Periodic || len(quiet.ResyncEntities()) != 1 {

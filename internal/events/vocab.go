@@ -62,3 +62,34 @@ func (t Trigger) Valid() bool {
 	}
 	return false
 }
+
+// AgentAction is what a revocation does to the agent identities a user owns at an agent IdP
+// (ZeroID), when the user loses access.
+type AgentAction string
+
+// The agent actions.
+const (
+	// AgentOffboard deactivates every identity the owner has, across the IdP's projects, in one
+	// call: tokens and keys are revoked and no new token can be minted. The default.
+	AgentOffboard AgentAction = "offboard"
+	// AgentDeactivate lists the owner's identities in the configured project and deactivates each:
+	// the same effect, confined to that project, one audited call per identity.
+	AgentDeactivate AgentAction = "deactivate"
+	// AgentSignal sends each identity a critical CAE signal: the tokens it holds now are revoked,
+	// but the identity stays active and its keys mint new tokens. For deployments that act on the
+	// signals themselves.
+	AgentSignal AgentAction = "signal"
+)
+
+// AgentActions lists every agent action, the default first.
+var AgentActions = []AgentAction{AgentOffboard, AgentDeactivate, AgentSignal}
+
+// Valid reports whether a is one of AgentActions.
+func (a AgentAction) Valid() bool {
+	for _, k := range AgentActions {
+		if a == k {
+			return true
+		}
+	}
+	return false
+}

@@ -138,6 +138,7 @@ func (w *ApplyEventWorker) read(ctx context.Context, source string, ev events.Ev
 		entity, id = events.EntityOrganization, ev.Organization.ID
 	}
 	fresh, err := dir.Get(ctx, entity, id)
+	w.idps.Health.Observe(source, err)
 	switch {
 	case errors.Is(err, idpclient.ErrNotFound):
 		if ev.User != nil {

@@ -18,6 +18,8 @@ type IdPs struct {
 	Directories map[string]provider.Directory
 	Sessions    map[string]provider.SessionRevoker
 	Agents      map[string]provider.AgentRevoker
+	// Health records the calls that show a source misconfigured; nil records nothing.
+	Health *SourceHealth
 }
 
 // judge sorts out what a job does after a call to an IdP failed: wait for a rate limit (snooze >

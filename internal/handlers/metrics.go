@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idpsync_revocations_total",
-			Help: "Calls made back to IdPs, by target source, action (list_sessions, revoke_session, list_agents, signal_agent, offboard) and outcome (done, already_done, failed).",
+			Help: "Calls made back to IdPs, by target source, action (list_sessions, revoke_session, offboard, list_agents, deactivate_agent, signal_agent) and outcome (done, already_done, failed).",
 		}, []string{"target", "action", "outcome"}),
 		revocationSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "idpsync_revocation_seconds",

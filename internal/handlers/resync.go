@@ -97,6 +97,7 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 	if err != nil {
 		return w.fail(ctx, job, run, log, err)
 	}
+	w.idps.Health.Observe(a.Source, nil)
 	if err := store.FinishResyncRun(ctx, w.pool, run.ID, store.RunSucceeded, ""); err != nil {
 		return err
 	}
@@ -109,6 +110,7 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 // fail decides what a failed attempt becomes: a snooze for a rate limit, a retry that resumes from
 // the checkpoint, or, for the IdP's permanent answers and exhausted attempts, the end of the run.
 func (w *ResyncWorker) fail(ctx context.Context, job *river.Job[ResyncArgs], run store.ResyncRun, log *slog.Logger, err error) error {
+	w.idps.Health.Observe(run.Source, err)
 	snooze, final := judge(ctx, job.JobRow, err)
 	switch {
 	case snooze > 0:

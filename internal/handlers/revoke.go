@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,17 +24,20 @@ import (
 // deleted or suspended), the source's policy turns it into calls back to the IdPs. Each call is
 // its own job in the "revoke" queue:
 //
-//	idpsync.revoke.list_sessions  list a user's active sessions at the source   → one revoke_session each
-//	idpsync.revoke.session        revoke one session
-//	idpsync.revoke.list_agents    list the ZeroID identities a user owns        → one signal_agent each
-//	idpsync.revoke.signal_agent   send ZeroID a CAE signal that revokes an identity's credentials
-//	idpsync.revoke.offboard       ZeroID's offboard-by-owner, in one call
+//	idpsync.revoke.list_sessions     list a user's active sessions at the source   → one revoke_session each
+//	idpsync.revoke.session           revoke one session
+//	idpsync.revoke.offboard          ZeroID's offboard-by-owner, then a check that none is left (agent action offboard)
+//	idpsync.revoke.list_agents       list the ZeroID identities a user owns        → one job each:
+//	idpsync.revoke.deactivate_agent  deactivate one identity (agent action deactivate)
+//	idpsync.revoke.signal_agent      send one identity a critical CAE signal (agent action signal)
 //
 // Jobs are unique per (target, subject) while pending, so concurrent triggers for one user make one
-// call; a session, once revoked, is never revoked again. A 404 means already done. A 429 snoozes
-// the job for the Retry-After (attempts are not spent), other transient failures retry with
-// backoff, permanent ones cancel the job. Every call ends in the revocations table, with the time
-// from the triggering webhook's receipt.
+// call; a session, once revoked, is never revoked again. A 404 counts as already done only for a
+// call about one resource that the IdP says it does not have (a session, an identity); a 404 from
+// a listing, or any answer that is not the IdP's API's, fails the call loudly and marks the source
+// misconfigured (SourceHealth). A 429 snoozes the job for the Retry-After (attempts are not spent),
+// other transient failures retry with backoff, permanent ones cancel the job. Every call ends in
+// the revocations table, with the time from the triggering webhook's receipt.
 
 // QueueRevoke runs the calls back to the IdPs.
 const QueueRevoke = "revoke"
@@ -46,8 +50,8 @@ type Policy struct {
 	Sessions bool
 	// ZeroID names the zeroid source whose identities owned by the user are revoked; "" for none.
 	ZeroID string
-	// Offboard uses ZeroID's offboard-by-owner instead of one signal per identity.
-	Offboard bool
+	// AgentAction is what happens to those identities.
+	AgentAction events.AgentAction
 	// OwnerKey is what ZeroID knows the owner by: "id", "external_id" or "email".
 	OwnerKey string
 }
@@ -131,10 +135,10 @@ func (p *RevocationPolicy) React(ctx context.Context, tx pgx.Tx, c Change) error
 			p.logger.Warn("no ZeroID owner key for user; its agents are not revoked", "source", c.Source, "user_id", uid, "owner_key", pol.OwnerKey)
 			continue
 		}
-		if pol.Offboard {
+		if pol.AgentAction == events.AgentOffboard {
 			jobs = append(jobs, river.InsertManyParams{Args: OffboardArgs{Target: pol.ZeroID, Owner: owner, RevokeMeta: m}})
 		} else {
-			jobs = append(jobs, river.InsertManyParams{Args: ListAgentsArgs{Target: pol.ZeroID, Owner: owner, RevokeMeta: m}})
+			jobs = append(jobs, river.InsertManyParams{Args: ListAgentsArgs{Target: pol.ZeroID, Owner: owner, Action: pol.AgentAction, RevokeMeta: m}})
 		}
 	}
 	if len(jobs) == 0 {
@@ -211,11 +215,13 @@ func (RevokeSessionArgs) InsertOpts() river.InsertOpts {
 	return o
 }
 
-// ListAgentsArgs lists the ZeroID identities owned by a user, for revocation.
+// ListAgentsArgs lists the ZeroID identities owned by a user, for revocation, and enqueues Action
+// (deactivate or signal) for each.
 type ListAgentsArgs struct {
 	RevokeMeta
-	Target string `json:"target" river:"unique"`
-	Owner  string `json:"owner" river:"unique"`
+	Target string             `json:"target" river:"unique"`
+	Owner  string             `json:"owner" river:"unique"`
+	Action events.AgentAction `json:"action"`
 }
 
 // Kind implements river.JobArgs.
@@ -237,6 +243,20 @@ func (SignalAgentArgs) Kind() string { return "idpsync.revoke.signal_agent" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (SignalAgentArgs) InsertOpts() river.InsertOpts { return revokeInsertOpts() }
+
+// DeactivateAgentArgs deactivates one ZeroID identity: its tokens and keys are revoked for good.
+type DeactivateAgentArgs struct {
+	RevokeMeta
+	Target     string `json:"target" river:"unique"`
+	IdentityID string `json:"identity_id" river:"unique"`
+	Owner      string `json:"owner"`
+}
+
+// Kind implements river.JobArgs.
+func (DeactivateAgentArgs) Kind() string { return "idpsync.revoke.deactivate_agent" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (DeactivateAgentArgs) InsertOpts() river.InsertOpts { return revokeInsertOpts() }
 
 // OffboardArgs offboards every identity of an owner at ZeroID.
 type OffboardArgs struct {
@@ -282,6 +302,7 @@ func (r *RevokeWorkers) Register(workers *river.Workers) {
 	river.AddWorker(workers, river.WorkFunc(r.revokeSession))
 	river.AddWorker(workers, river.WorkFunc(r.listAgents))
 	river.AddWorker(workers, river.WorkFunc(r.signalAgent))
+	river.AddWorker(workers, river.WorkFunc(r.deactivateAgent))
 	river.AddWorker(workers, river.WorkFunc(r.offboard))
 }
 
@@ -330,7 +351,11 @@ func (r *RevokeWorkers) listAgents(ctx context.Context, job *river.Job[ListAgent
 		if err != nil {
 			return settle(ctx, r, job, store.Revocation{Target: a.Target, Action: "list_agents", Subject: a.Owner}, m, err, nil)
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: SignalAgentArgs{RevokeMeta: m, Target: a.Target, IdentityID: id, Owner: a.Owner}})
+		var args river.JobArgs = SignalAgentArgs{RevokeMeta: m, Target: a.Target, IdentityID: id, Owner: a.Owner}
+		if a.Action == events.AgentDeactivate {
+			args = DeactivateAgentArgs{RevokeMeta: m, Target: a.Target, IdentityID: id, Owner: a.Owner}
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: args})
 		if len(jobs) == maxFanOut {
 			break
 		}
@@ -351,6 +376,19 @@ func (r *RevokeWorkers) signalAgent(ctx context.Context, job *river.Job[SignalAg
 	return settle(ctx, r, job, rev, m, err, nil)
 }
 
+func (r *RevokeWorkers) deactivateAgent(ctx context.Context, job *river.Job[DeactivateAgentArgs]) error {
+	m, a := job.Args.RevokeMeta, job.Args
+	agents, ok := r.idps.Agents[a.Target]
+	if !ok {
+		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
+	}
+	err := agents.DeactivateAgent(ctx, a.IdentityID)
+	rev := store.Revocation{Target: a.Target, Action: "deactivate_agent", Subject: a.IdentityID, Detail: "deactivated: its tokens and keys are revoked"}
+	return settle(ctx, r, job, rev, m, err, nil)
+}
+
+// offboard offboards the owner, then checks that the IdP holds no identity of the owner that can
+// still act: only then is the revocation done.
 func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArgs]) error {
 	m, a := job.Args.RevokeMeta, job.Args
 	agents, ok := r.idps.Agents[a.Target]
@@ -358,7 +396,28 @@ func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArg
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
 	summary, err := agents.Offboard(ctx, a.Owner, string(m.Trigger)+" at "+m.Source)
+	if err == nil {
+		err = noneLeft(ctx, agents, a.Owner)
+	}
 	return settle(ctx, r, job, store.Revocation{Target: a.Target, Action: "offboard", Subject: a.Owner, Detail: summary}, m, err, nil)
+}
+
+// noneLeft fails unless the owner has no active or suspended identity left.
+func noneLeft(ctx context.Context, agents provider.AgentRevoker, owner string) error {
+	var left []string
+	for id, err := range agents.OwnedAgents(ctx, owner) {
+		if err != nil {
+			return fmt.Errorf("checking the offboarding: %w", err)
+		}
+		if len(left) < 5 {
+			left = append(left, id)
+		}
+	}
+	if len(left) > 0 {
+		// Retried: ZeroID's offboarding is idempotent, and a partial one asks to be repeated.
+		return fmt.Errorf("offboarding reported success but identities of the owner are still active or suspended (%s)", strings.Join(left, ", "))
+	}
+	return nil
 }
 
 // settle ends a revocation job after its call: on success (or "already done") it records the
@@ -366,6 +425,7 @@ func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArg
 // for a Retry-After, retries a transient error, or records the failure and cancels the job.
 func settle[T river.JobArgs](ctx context.Context, r *RevokeWorkers, job *river.Job[T], rev store.Revocation, m RevokeMeta, callErr error, followUps []river.InsertManyParams) error {
 	rev.JobID, rev.Source, rev.UserID, rev.Trigger, rev.EventID, rev.TriggeredAt = job.ID, m.Source, m.UserID, m.Trigger, m.EventID, m.TriggeredAt
+	r.idps.Health.Observe(rev.Target, callErr)
 	var final error
 	switch {
 	case callErr == nil:

@@ -47,7 +47,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 			triggers[t] = true
 		}
 		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
-			Offboard: r.ZeroIDAction == "offboard", OwnerKey: r.OwnerKey}
+			AgentAction: r.ZeroIDAction, OwnerKey: r.OwnerKey}
 		if *s.Resync.Periodic {
 			for _, e := range s.ResyncEntities() {
 				resyncs = append(resyncs, ResyncSchedule{Source: s.Name, Entity: e, Interval: time.Duration(s.Resync.Interval)})
@@ -87,7 +87,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 // api settings. It makes no call.
 func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error) {
 	idps := handlers.IdPs{Directories: map[string]provider.Directory{}, Sessions: map[string]provider.SessionRevoker{},
-		Agents: map[string]provider.AgentRevoker{}}
+		Agents: map[string]provider.AgentRevoker{}, Health: handlers.NewSourceHealth()}
 	for _, s := range cfg.Sources {
 		p := s.Provider()
 		if !s.API.Configured() || p == nil || p.API == nil {

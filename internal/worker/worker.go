@@ -287,12 +287,16 @@ func (w *Worker) buildAdmin() error {
 	return nil
 }
 
-// Ready reports whether Postgres and the stream are reachable.
+// Ready reports whether Postgres and the stream are reachable and no source's management API
+// answered in a way that shows it misconfigured.
 func (w *Worker) Ready(ctx context.Context) error {
 	if err := w.cfg.Pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	return w.cfg.Bus.Ready(ctx)
+	if err := w.cfg.Bus.Ready(ctx); err != nil {
+		return err
+	}
+	return w.cfg.IdPs.Health.Err()
 }
 
 // quieter raises a handler's threshold to min unless the handler is at debug: River reports its

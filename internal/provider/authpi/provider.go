@@ -21,7 +21,32 @@ func init() {
 			ParseEnvelopeFunc: ParseEnvelope,
 			ParseFunc:         Parse,
 		},
+		API: &provider.API{
+			Settings:          "key_id and key_secret (an API key), issuer_id, account_id (looked up when empty), base_url (default " + DefaultBaseURL + ")",
+			Resync:            []events.Entity{events.EntityUser, events.EntityOrganization},
+			CheckSettingsFunc: checkSettings,
+			ConnectFunc:       connect,
+		},
 	})
+}
+
+func checkSettings(s provider.APISettings) error {
+	switch {
+	case s.KeyID == "" || s.KeySecret == "":
+		return errors.New("key_id and key_secret are required for an authpi source (an API key from AuthPI's console)")
+	case s.IssuerID == "":
+		return errors.New("issuer_id is required for an authpi source: the issuer (i_…) whose users and organizations are mirrored")
+	}
+	return nil
+}
+
+func connect(s provider.APISettings) (*provider.Connection, error) {
+	c, err := New(Config{APIKeyID: s.KeyID, APIKeySecret: s.KeySecret, AccountID: s.AccountID, BaseURL: s.BaseURL,
+		HTTPClient: s.HTTPClient, UserAgent: s.UserAgent, Limiter: s.Limiter, Logger: s.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &provider.Connection{Directory: &authpiDirectory{c: c, issuer: s.IssuerID}}, nil
 }
 
 // newVerifier builds AuthPI's verifier for the webhook's auth type: bearer, signature, or
