@@ -67,7 +67,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer bus.Conn().Close()
-	rec, client, err := worker.NewRecorder(e.cfg, pool, bus, e.logger)
+	rec, err := worker.NewRecorder(e.cfg, pool, bus, e.logger)
 	if err != nil {
 		return err
 	}
@@ -78,17 +78,18 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	case "log":
 		f := store.EventFilter{Source: *source, Since: sinceT, Until: untilT, Types: split(*types), EntityID: *entity,
 			Statuses: split(*statuses), EventIDs: split(*eventIDs)}
-		c, err = replay.Log(ctx, pool, client, f, *dryRun, progress)
+		c, err = replay.Log(ctx, pool, rec.Mirror, rec.River, f, *dryRun, progress)
 		fmt.Fprintln(e.stderr)
 		if err == nil {
 			if *dryRun {
 				fmt.Fprintf(e.stdout, "%d events match; nothing was changed (-dry-run)\n", c.Read)
 			} else {
-				fmt.Fprintf(e.stdout, "%d events re-enqueued for the mirror; the workers apply them (see idpsync_jobs_total or River UI)\n", c.Enqueued)
+				fmt.Fprintf(e.stdout, "%d events re-applied: %d changed the mirror, %d found it already right; %d enqueued to be read from their IdP\n",
+					c.Read, c.Applied, c.Stale, c.Enqueued)
 			}
 		}
 	case "stream":
-		c, err = replay.Stream(ctx, bus, pool, rec, *source, natsbus.ReadFrom{Seq: *startSeq, Time: sinceT}, progress)
+		c, err = replay.Stream(ctx, bus, pool, rec.Intake, *source, natsbus.ReadFrom{Seq: *startSeq, Time: sinceT}, progress)
 		fmt.Fprintln(e.stderr)
 		if err == nil {
 			fmt.Fprintf(e.stdout, "%d messages read: %d recorded, %d already in the log, %d dead-lettered\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
@@ -98,7 +99,7 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		if perr != nil {
 			return fmt.Errorf("-id: %w", perr)
 		}
-		c, err = replay.DeadLetters(ctx, pool, rec, store.DeadLetterFilter{Source: *source, IDs: ids}, progress)
+		c, err = replay.DeadLetters(ctx, pool, rec.Intake, store.DeadLetterFilter{Source: *source, IDs: ids}, progress)
 		fmt.Fprintln(e.stderr)
 		if err == nil {
 			fmt.Fprintf(e.stdout, "%d dead letters replayed: %d recorded, %d already in the log, %d still failing\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)

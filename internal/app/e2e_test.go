@@ -59,6 +59,8 @@ type stackConfig struct {
 	sources string
 	// worker is the YAML of the worker section.
 	worker string
+	// noWorker leaves the worker to be started by the test.
+	noWorker bool
 }
 
 // withSources replaces the sources (by default: clerk-e2e, webhook only).
@@ -66,6 +68,9 @@ func withSources(yaml string) stackOption { return func(c *stackConfig) { c.sour
 
 // withWorker replaces the worker section.
 func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worker = yaml } }
+
+// withoutWorker starts no worker: the test calls startWorker when it wants one.
+func withoutWorker() stackOption { return func(c *stackConfig) { c.noWorker = true } }
 
 func startStack(t testing.TB, opts ...stackOption) *stack {
 	t.Helper()
@@ -105,7 +110,9 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 			t.Errorf("receiver: %v", err)
 		}
 	}()
-	s.startWorker()
+	if !sc.noWorker {
+		s.startWorker()
+	}
 	t.Cleanup(func() {
 		s.stopWorkerAndWait()
 		cancel()
@@ -291,8 +298,8 @@ func TestEndToEndUsersOrganizationsMemberships(t *testing.T) {
 	}
 }
 
-// The IdP delivers the same message twice (its retry crossed our answer): one event row, one job,
-// one effect.
+// The IdP delivers the same message twice (its retry crossed our answer): one event row, one
+// effect (the mirror row written once), and no job left behind.
 func TestEndToEndSameDeliveryTwice(t *testing.T) {
 	t.Parallel()
 	s := startStack(t)
@@ -303,6 +310,7 @@ func TestEndToEndSameDeliveryTwice(t *testing.T) {
 		}
 	}
 	s.settled("msg_twice")
+	written := s.scalar(`SELECT synced_at FROM users WHERE id = 'user_d'`)
 	// A third delivery after the JetStream dedup window would reach the worker: the log absorbs it.
 	// Publish it directly, bypassing the window with a different Nats-Msg-Id but the same event id.
 	ev := &natsbus.Event{Source: "clerk-e2e", EventID: "msg_twice", Type: "user.created", ReceivedAt: time.Now(), Body: body}
@@ -314,8 +322,11 @@ func TestEndToEndSameDeliveryTwice(t *testing.T) {
 	if n := s.scalar(`SELECT count(*) FROM events WHERE event_id = 'msg_twice'`); n != int64(1) {
 		t.Fatalf("event rows: %v", n)
 	}
-	if n := s.scalar(`SELECT count(*) FROM river_job WHERE kind = 'idpsync.apply_event'`); n != int64(1) {
-		t.Fatalf("apply jobs: %v", n)
+	if again := s.scalar(`SELECT synced_at FROM users WHERE id = 'user_d'`); again != written {
+		t.Fatalf("the late copy wrote the row again (synced_at %v, then %v)", written, again)
+	}
+	if n := s.scalar(`SELECT count(*) FROM river_job`); n != int64(0) {
+		t.Fatalf("jobs: %v", n)
 	}
 }
 
@@ -407,7 +418,8 @@ func TestEndToEndBodyOverLimit(t *testing.T) {
 }
 
 // The worker crashes after committing a batch but before acknowledging it: JetStream redelivers the
-// messages, and recording them again enqueues no second job.
+// messages, and recording them again changes nothing: no second row, no second write, no job, and
+// no reaction (the revocation hook sees a change only once).
 func TestRedeliveryAfterCommitEnqueuesNoSecondJob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -418,8 +430,13 @@ func TestRedeliveryAfterCommitEnqueuesNoSecondJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var reactions atomic.Int32
+	mirror := handlers.NewMirror(func(context.Context, pgx.Tx, handlers.JobInserter, handlers.Change) error {
+		reactions.Add(1)
+		return nil
+	})
 	in, err := intake.New(intake.Config{Bus: bus, Consumer: natsbus.ConsumerConfig{Durable: "crash", AckWait: time.Second, MaxAckPending: 100},
-		Pool: pool, Jobs: inserter, KindOf: func(string) (events.Kind, bool) { return clerk.Kind, true }})
+		Pool: pool, Jobs: inserter, Mirror: mirror, BatchSize: 10, KindOf: func(string) (events.Kind, bool) { return clerk.Kind, true }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,12 +464,17 @@ func TestRedeliveryAfterCommitEnqueuesNoSecondJob(t *testing.T) {
 			t.Fatalf("message %d delivered %d times, want a redelivery", d.StreamSeq, d.NumDelivered)
 		}
 	}
+	var syncedBefore time.Time
+	_ = pool.QueryRow(ctx, `SELECT max(synced_at) FROM users`).Scan(&syncedBefore)
 	in.Process(ctx, again)
-	var jobs, rows int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1`, handlers.ApplyEventArgs{}.Kind()).Scan(&jobs)
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&rows)
-	if jobs != 3 || rows != 3 {
-		t.Fatalf("after the redelivery: %d jobs, %d event rows; want 3 and 3", jobs, rows)
+	var jobs, rows, applied, users int
+	var syncedAfter time.Time
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&jobs)
+	_ = pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'applied') FROM events`).Scan(&rows, &applied)
+	_ = pool.QueryRow(ctx, `SELECT count(*), max(synced_at) FROM users`).Scan(&users, &syncedAfter)
+	if jobs != 0 || rows != 3 || applied != 3 || users != 3 || !syncedAfter.Equal(syncedBefore) || reactions.Load() != 3 {
+		t.Fatalf("after the redelivery: %d jobs, %d event rows (%d applied), %d users (synced %v then %v), %d reactions; want 0, 3 (3), 3 (unchanged), 3",
+			jobs, rows, applied, users, syncedBefore, syncedAfter, reactions.Load())
 	}
 }
 

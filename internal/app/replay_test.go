@@ -14,14 +14,14 @@ import (
 
 func (s *stack) recorder() (replay.Recorder, func(context.Context, store.EventFilter) (replay.Counts, error)) {
 	s.t.Helper()
-	rec, client, err := worker.NewRecorder(s.cfg, s.pool, s.bus, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec, err := worker.NewRecorder(s.cfg, s.pool, s.bus, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	logReplay := func(ctx context.Context, f store.EventFilter) (replay.Counts, error) {
-		return replay.Log(ctx, s.pool, client, f, false, nil)
+		return replay.Log(ctx, s.pool, rec.Mirror, rec.River, f, false, nil)
 	}
-	return rec, logReplay
+	return rec.Intake, logReplay
 }
 
 // After a bug wrote wrong rows, replaying the log rewrites them from the events.
@@ -37,12 +37,15 @@ func TestReplayFromLogRepairsRows(t *testing.T) {
 	}
 	_, logReplay := s.recorder()
 
-	dry, err := replay.Log(ctx, s.pool, nil, store.EventFilter{Source: "clerk-e2e", Types: []string{"user.created"}}, true, nil)
-	if err != nil || dry.Read != 1 || dry.Enqueued != 0 {
+	dry, err := replay.Log(ctx, s.pool, nil, nil, store.EventFilter{Source: "clerk-e2e", Types: []string{"user.created"}}, true, nil)
+	if err != nil || dry.Read != 1 || dry.Applied != 0 {
 		t.Fatalf("dry run: %+v %v", dry, err)
 	}
+	if s.scalar(`SELECT first_name FROM users WHERE id = 'user_r'`) != "corrupted" {
+		t.Fatal("the dry run changed the row")
+	}
 	c, err := logReplay(ctx, store.EventFilter{Source: "clerk-e2e", EntityID: "user_r"})
-	if err != nil || c.Enqueued != 1 {
+	if err != nil || c.Read != 1 || c.Applied != 1 {
 		t.Fatalf("replay: %+v %v", c, err)
 	}
 	s.eventually("the row to be repaired", func() bool {

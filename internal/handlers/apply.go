@@ -1,9 +1,12 @@
 // Package handlers holds idpsync's River jobs: their args (what is stored in river_job) and their
-// workers. Every worker is idempotent: River runs a job at least once, and operators replay.
+// workers, and the Mirror every writer of the mirror goes through. Every worker is idempotent:
+// River runs a job at least once, and operators replay.
 //
 // Jobs and queues:
 //
-//	idpsync.apply_event  queue "reconcile"  apply one recorded event to the mirror
+//	idpsync.apply_event  queue "reconcile"  apply one event whose entity must be read from the IdP
+//	idpsync.resync       queue "resync"     a resync of one entity of one source (revoke.go, resync.go)
+//	idpsync.revoke.*     queue "revoke"     the calls back to the IdPs that revocations make
 package handlers
 
 import (
@@ -11,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,7 +31,9 @@ import (
 const QueueReconcile = "reconcile"
 
 // ApplyEventArgs applies one event of the log to the mirror. Source and Type are for operators
-// reading jobs (River UI); the event itself is read from the log.
+// reading jobs (River UI); the event itself is read from the log. Events that carry their entity
+// are applied by the intake in the transaction that records them; this job applies those that
+// name an entity without its state (Zitadel's changes), after reading it from the IdP.
 type ApplyEventArgs struct {
 	EventID int64  `json:"event_id"`
 	Source  string `json:"source"`
@@ -47,24 +51,6 @@ func (ApplyEventArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueReconcile, MaxAttempts: 10}
 }
 
-// Change is a change of the mirror, made by an event or found by a resync.
-type Change struct {
-	Source string
-	// Event carries the entity as written (a resync's finding is an event too: a deletion it
-	// confirmed is a UserDeleted, and so on).
-	Event  events.Event
-	Result store.Change
-	// EventID is the event log row that made the change; 0 for a resync.
-	EventID int64
-	// ReceivedAt is when the webhook was received, or when the resync found the change.
-	ReceivedAt time.Time
-}
-
-// ChangeHook reacts to a change inside the transaction that wrote it: jobs it inserts with tx
-// commit atomically with the change. It runs within a River job, so river.ClientFromContext
-// works. (The revocation policy hooks in here.)
-type ChangeHook func(ctx context.Context, tx pgx.Tx, c Change) error
-
 // ApplyEventWorker works ApplyEventArgs. The mirror write, the event's status and the job's
 // completion commit in one transaction, so a crash anywhere leaves either all of them or none.
 type ApplyEventWorker struct {
@@ -72,13 +58,13 @@ type ApplyEventWorker struct {
 	pool   *pgxpool.Pool
 	idps   IdPs
 	logger *slog.Logger
-	hooks  []ChangeHook
+	mirror *Mirror
 }
 
-// NewApplyEventWorker returns a worker writing through pool; it reads the entities that events
-// name without carrying (Zitadel's) from idps, and hooks run after each applied change.
-func NewApplyEventWorker(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, hooks ...ChangeHook) *ApplyEventWorker {
-	return &ApplyEventWorker{pool: pool, idps: idps, logger: logger, hooks: hooks}
+// NewApplyEventWorker returns a worker writing through pool and mirror; it reads the entities
+// that events name without carrying (Zitadel's) from idps.
+func NewApplyEventWorker(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, mirror *Mirror) *ApplyEventWorker {
+	return &ApplyEventWorker{pool: pool, idps: idps, logger: logger, mirror: mirror}
 }
 
 // Work implements river.Worker.
@@ -96,23 +82,28 @@ func (w *ApplyEventWorker) Work(ctx context.Context, job *river.Job[ApplyEventAr
 		// Replay the event once the parser is fixed.
 		return river.JobCancel(fmt.Errorf("event %d no longer parses: %w", rec.ID, err))
 	}
-	if ev.User != nil && ev.User.Partial || ev.Organization != nil && ev.Organization.Partial {
+	if IsPartial(ev) {
 		// Read the entity before the transaction: no transaction waits on the IdP.
 		if ev, err = w.read(ctx, rec.Source, ev); err != nil {
 			return deferOrRetry(ctx, job.JobRow, w.logger, err)
 		}
 	}
+	jobs := river.ClientFromContext[pgx.Tx](ctx)
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		status, change, err := apply(ctx, tx, rec.Source, ev, store.ApplyOptions{DeletedAt: rec.OccurredAt, Reapply: job.Args.Reapply})
-		if err != nil {
-			return err
-		}
-		if change.Applied {
-			c := Change{Source: rec.Source, Event: ev, Result: change, EventID: rec.ID, ReceivedAt: rec.ReceivedAt}
-			if err := runHooks(ctx, tx, w.hooks, c); err != nil {
+		var change *store.Change
+		if HasEntity(ev) {
+			changes, err := w.mirror.Write(ctx, tx, []store.Write{{Source: rec.Source, Event: ev,
+				Opts: store.ApplyOptions{DeletedAt: rec.OccurredAt, Reapply: job.Args.Reapply}}})
+			if err != nil {
+				return err
+			}
+			change = &changes[0]
+			c := Change{Source: rec.Source, Event: ev, Result: *change, EventID: rec.ID, ReceivedAt: rec.ReceivedAt}
+			if err := w.mirror.React(ctx, tx, jobs, []Change{c}); err != nil {
 				return err
 			}
 		}
+		status := StatusOf(ev, change)
 		if err := store.SetEventStatus(ctx, tx, rec.ID, status); err != nil {
 			return err
 		}
@@ -168,38 +159,4 @@ func deferOrRetry(ctx context.Context, job *rivertype.JobRow, logger *slog.Logge
 		return river.JobCancel(err)
 	}
 	return err
-}
-
-func runHooks(ctx context.Context, tx pgx.Tx, hooks []ChangeHook, c Change) error {
-	for _, hook := range hooks {
-		if err := hook(ctx, tx, c); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// apply writes the event's entity to the mirror and returns the event's new status.
-func apply(ctx context.Context, tx pgx.Tx, source string, ev events.Event, opts store.ApplyOptions) (string, store.Change, error) {
-	var (
-		c   store.Change
-		err error
-	)
-	switch {
-	case ev.User != nil:
-		c, err = store.ApplyUser(ctx, tx, source, ev.User, opts)
-	case ev.Organization != nil:
-		c, err = store.ApplyOrganization(ctx, tx, source, ev.Organization, opts)
-	case ev.Membership != nil:
-		c, err = store.ApplyMembership(ctx, tx, source, ev.Membership, opts)
-	default:
-		return store.StatusRecorded, c, nil
-	}
-	if err != nil {
-		return "", c, err
-	}
-	if !c.Applied {
-		return store.StatusStale, c, nil
-	}
-	return store.StatusApplied, c, nil
 }

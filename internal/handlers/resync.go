@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,24 +54,31 @@ type ResyncWorker struct {
 	river.WorkerDefaults[ResyncArgs]
 	pool    *pgxpool.Pool
 	idps    IdPs
-	hooks   []ChangeHook
+	mirror  *Mirror
 	logger  *slog.Logger
 	metrics *Metrics
 	// BatchSize is how many entities are written per transaction. Defaults to 500.
 	BatchSize int
+	// Slice is how long one run of the job works before it hands the rest of the pass to its next
+	// run, which resumes from the checkpoint. Defaults to ResyncSlice.
+	Slice time.Duration
 }
 
-// NewResyncWorker returns the resync worker; hooks see the changes it makes.
-func NewResyncWorker(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, metrics *Metrics, hooks ...ChangeHook) *ResyncWorker {
-	return &ResyncWorker{pool: pool, idps: idps, hooks: hooks, logger: logger, metrics: metrics, BatchSize: 500}
+// NewResyncWorker returns the resync worker, writing through mirror.
+func NewResyncWorker(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, metrics *Metrics, mirror *Mirror) *ResyncWorker {
+	return &ResyncWorker{pool: pool, idps: idps, mirror: mirror, logger: logger, metrics: metrics, BatchSize: 500, Slice: ResyncSlice}
 }
 
-// ResyncTimeout bounds one attempt of a resync; a longer pass continues, from its checkpoint, in
-// the next attempt.
-const ResyncTimeout = time.Hour
+// A pass of any length is worked in slices: each run of the job works for ResyncSlice, then
+// snoozes itself without delay (which spends no attempt) and the next run resumes from the
+// checkpoint. So no run of any job lasts longer than JobTimeout, and River can rescue the work of
+// a worker that died within a couple of minutes without ever taking a live resync for a stuck one.
+const ResyncSlice = 40 * time.Second
 
-// Timeout implements river.Worker.
-func (w *ResyncWorker) Timeout(*river.Job[ResyncArgs]) time.Duration { return ResyncTimeout }
+// errSliceOver ends a run whose slice is used up.
+var errSliceOver = errors.New("the slice is used up")
+
+// Work implements river.Worker.
 
 // Work implements river.Worker.
 func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) error {
@@ -90,9 +98,14 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 		log.Info("resync started")
 	}
 
-	err = w.pass(ctx, dir, &run)
+	deadline := time.Now().Add(cmp.Or(w.Slice, ResyncSlice))
+	err = w.pass(ctx, dir, &run, deadline)
 	if err == nil {
-		err = w.sweep(ctx, dir, &run)
+		err = w.sweep(ctx, dir, &run, deadline)
+	}
+	if errors.Is(err, errSliceOver) {
+		log.Debug("resync continues in its next slice", "seen", run.Seen, "checkpoint", string(run.Checkpoint))
+		return river.JobSnooze(0)
 	}
 	if err != nil {
 		return w.fail(ctx, job, run, log, err)
@@ -128,9 +141,10 @@ func (w *ResyncWorker) fail(ctx context.Context, job *river.Job[ResyncArgs], run
 	return river.JobCancel(err)
 }
 
-// pass reads the listing from the run's checkpoint to its end. The next page is read while the
-// current one is written (one batch ahead at most), so the IdP's latency and the writes overlap.
-func (w *ResyncWorker) pass(ctx context.Context, dir provider.Directory, run *store.ResyncRun) error {
+// pass reads the listing from the run's checkpoint to its end, or until deadline (errSliceOver).
+// The next page is read while the current one is written (one batch ahead at most), so the IdP's
+// latency and the writes overlap.
+func (w *ResyncWorker) pass(ctx context.Context, dir provider.Directory, run *store.ResyncRun, deadline time.Time) error {
 	type next struct {
 		it  provider.Item
 		err error
@@ -165,6 +179,9 @@ func (w *ResyncWorker) pass(ctx context.Context, dir provider.Directory, run *st
 				return err
 			}
 			batch = batch[:0]
+			if time.Now().After(deadline) {
+				return errSliceOver
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -183,7 +200,7 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		delta = store.ResyncCounts{Seen: int64(len(batch))}
 		keys := make([]string, len(batch))
-		evs := make([]events.Event, 0, len(batch))
+		writes := make([]store.Write, 0, len(batch))
 		for i, it := range batch {
 			keys[i] = it.Key
 			if it.Err != nil {
@@ -192,16 +209,10 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 					"entity", run.Entity.Plural(), "key", it.Key, "error", it.Err)
 				continue
 			}
-			evs = append(evs, it.Event)
+			writes = append(writes, store.Write{Source: run.Source, Event: it.Event})
 		}
-		changes, err := store.ApplyBatch(ctx, tx, run.Source, evs, store.ApplyOptions{})
-		if err != nil {
+		if err := w.apply(ctx, tx, run, writes, &delta); err != nil {
 			return err
-		}
-		for i, change := range changes {
-			if err := w.changed(ctx, tx, run, evs[i], change, &delta); err != nil {
-				return err
-			}
 		}
 		if err := store.MarkResyncSeen(ctx, tx, run.ID, keys); err != nil {
 			return err
@@ -216,20 +227,29 @@ func (w *ResyncWorker) write(ctx context.Context, run *store.ResyncRun, batch []
 	return nil
 }
 
-// changed counts the drift a write healed and lets the hooks react to it.
-func (w *ResyncWorker) changed(ctx context.Context, tx pgx.Tx, run *store.ResyncRun, ev events.Event, change store.Change, delta *store.ResyncCounts) error {
-	if !change.Applied {
-		return nil
+// apply writes the entities, counts the drift they healed and lets the hooks react to it.
+func (w *ResyncWorker) apply(ctx context.Context, tx pgx.Tx, run *store.ResyncRun, writes []store.Write, delta *store.ResyncCounts) error {
+	results, err := w.mirror.Write(ctx, tx, writes)
+	if err != nil {
+		return err
 	}
-	switch {
-	case isDeletion(ev):
-		delta.Deleted++
-	case !change.Existed || change.WasDeleted:
-		delta.Created++
-	default:
-		delta.Updated++
+	changes := make([]Change, 0, len(results))
+	now := time.Now()
+	for i, change := range results {
+		if !change.Applied {
+			continue
+		}
+		switch ev := writes[i].Event; {
+		case isDeletion(ev):
+			delta.Deleted++
+		case !change.Existed || change.WasDeleted:
+			delta.Created++
+		default:
+			delta.Updated++
+		}
+		changes = append(changes, Change{Source: run.Source, Event: writes[i].Event, Result: change, ReceivedAt: now})
 	}
-	return runHooks(ctx, tx, w.hooks, Change{Source: run.Source, Event: ev, Result: change, ReceivedAt: time.Now()})
+	return w.mirror.React(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), changes)
 }
 
 func isDeletion(ev events.Event) bool {
@@ -239,8 +259,9 @@ func isDeletion(ev events.Event) bool {
 
 // sweep checks, after a complete pass, each row the pass did not see: the IdP is asked for it, and
 // it is tombstoned only if the IdP no longer has it (an offset listing can skip an entity when the
-// IdP deletes another during the pass; that one is written instead).
-func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *store.ResyncRun) error {
+// IdP deletes another during the pass; that one is written instead, and marked seen, so that the
+// next slice does not ask for it again). It stops at deadline with errSliceOver.
+func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *store.ResyncRun, deadline time.Time) error {
 	after := ""
 	for {
 		rows, err := store.ResyncUnseen(ctx, w.pool, *run, after, 200)
@@ -251,6 +272,9 @@ func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *s
 			return nil
 		}
 		for _, row := range rows {
+			if time.Now().After(deadline) {
+				return errSliceOver
+			}
 			after = row.Key
 			ev, err := dir.Get(ctx, run.Entity, row.Key)
 			switch {
@@ -264,11 +288,10 @@ func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *s
 			}
 			var delta store.ResyncCounts
 			err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-				_, change, err := apply(ctx, tx, run.Source, ev, store.ApplyOptions{})
-				if err != nil {
+				if err := w.apply(ctx, tx, run, []store.Write{{Source: run.Source, Event: ev}}, &delta); err != nil {
 					return err
 				}
-				if err := w.changed(ctx, tx, run, ev, change, &delta); err != nil {
+				if err := store.MarkResyncSeen(ctx, tx, run.ID, []string{row.Key}); err != nil {
 					return err
 				}
 				return store.SaveResyncProgress(ctx, tx, run.ID, run.Checkpoint, delta)

@@ -107,7 +107,7 @@ func trigger(ctx context.Context, tx pgx.Tx, c Change) (events.Trigger, []string
 }
 
 // React implements ChangeHook.
-func (p *RevocationPolicy) React(ctx context.Context, tx pgx.Tx, c Change) error {
+func (p *RevocationPolicy) React(ctx context.Context, tx pgx.Tx, inserter JobInserter, c Change) error {
 	pol, ok := p.policies[c.Source]
 	if !ok {
 		return nil
@@ -144,7 +144,7 @@ func (p *RevocationPolicy) React(ctx context.Context, tx pgx.Tx, c Change) error
 	if len(jobs) == 0 {
 		return nil
 	}
-	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, jobs); err != nil {
+	if _, err := inserter.InsertManyTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("enqueueing revocations: %w", err)
 	}
 	p.logger.Info("revocations enqueued", "source", c.Source, "trigger", trig, "users", len(users), "jobs", len(jobs))

@@ -1,13 +1,21 @@
 // Package intake moves events from the JetStream stream into Postgres: for each batch fetched from
 // the durable consumer, one transaction records the events in the log (once per source and event
-// id) and enqueues a River job for each new one; the messages are acknowledged only after that
-// transaction commits.
+// id), applies the entities they carry to the mirror (version-guarded, in per-entity version
+// order), lets the change hooks (revocations) react in the same transaction, and enqueues a River
+// job for the events whose entity must first be read from the IdP; the messages are acknowledged
+// only after that transaction commits.
 //
 // Crash windows: before the commit nothing happened and JetStream redelivers; after the commit but
-// before the ack, the redelivered messages find their events already recorded and enqueue nothing.
-// A payload that verified at the receiver but cannot be parsed (or that Postgres refuses) is kept
-// as a dead letter and terminated, so it never blocks the stream. Any other failure (Postgres
-// unreachable) is retried with backoff for as long as it lasts, and said so in the logs and metrics.
+// before the ack, the redelivered messages find their events already recorded (the mirror writes
+// are stale, nothing reacts, nothing is enqueued).
+//
+// Nothing one message holds can stop the intake. A payload that verified at the receiver but
+// cannot be parsed is kept as a dead letter and terminated. When Postgres refuses a batch while
+// being reachable, its messages are recorded one by one: the one it refuses is retried on its next
+// deliveries and, after a bounded number of them (at once for a value Postgres can never take), it
+// is parked as a dead letter stored so that Postgres always accepts it, while the rest of the batch
+// is recorded. When Postgres is unreachable, the batch is handed back to JetStream with backoff for
+// as long as the outage lasts; the log says so once when it starts and once when it ends.
 package intake
 
 import (
@@ -16,13 +24,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
@@ -30,11 +38,6 @@ import (
 	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
-
-// JobInserter enqueues jobs in the caller's transaction (a *river.Client[pgx.Tx]).
-type JobInserter interface {
-	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
-}
 
 // Config configures an Intake.
 type Config struct {
@@ -44,12 +47,14 @@ type Config struct {
 	Consumer natsbus.ConsumerConfig
 	// Pool is the Postgres pool (search_path set to idpsync's schema). Required.
 	Pool *pgxpool.Pool
-	// Jobs enqueues the mirror jobs. Required.
-	Jobs JobInserter
+	// Jobs enqueues jobs in the intake's transactions. Required.
+	Jobs handlers.JobInserter
+	// Mirror writes the events' entities and runs the change hooks. Required.
+	Mirror *handlers.Mirror
 	// KindOf tells the kind of a configured source; events of other sources are dead-lettered
 	// (and can be replayed once the source is configured). Required.
 	KindOf func(source string) (events.Kind, bool)
-	// BatchSize is the most messages recorded per transaction. Defaults to 100.
+	// BatchSize is the most messages recorded per transaction. Required.
 	BatchSize int
 	// Linger is how long a batch waits for more messages once it has one. Defaults to 2ms.
 	Linger time.Duration
@@ -59,19 +64,25 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// ParkAfter is how many deliveries of a message Postgres keeps refusing (while taking the rest of
+// its batch) are tried before the message is parked as a dead letter.
+const ParkAfter = 3
+
 // Intake is the consumer loop.
 type Intake struct {
 	cfg     Config
 	metrics *metrics
+
+	// outage tracks a Postgres outage, so that it is logged when it starts and when it ends.
+	mu          sync.Mutex
+	outageSince time.Time
+	outageFails int
 }
 
 // New returns an Intake for cfg.
 func New(cfg Config) (*Intake, error) {
-	if cfg.Bus == nil || cfg.Pool == nil || cfg.Jobs == nil || cfg.KindOf == nil || cfg.Consumer.Durable == "" {
-		return nil, errors.New("intake: Bus, Pool, Jobs, KindOf and Consumer.Durable are required")
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 100
+	if cfg.Bus == nil || cfg.Pool == nil || cfg.Jobs == nil || cfg.Mirror == nil || cfg.KindOf == nil || cfg.Consumer.Durable == "" || cfg.BatchSize <= 0 {
+		return nil, errors.New("intake: Bus, Pool, Jobs, Mirror, KindOf, Consumer.Durable and BatchSize are required")
 	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = 2 * time.Millisecond
@@ -143,9 +154,10 @@ func (in *Intake) consume(ctx context.Context) (*natsbus.Consumer, error) {
 
 // item is one delivery on its way into Postgres.
 type item struct {
-	d     *natsbus.Delivery
-	event store.NewEvent
-	dead  *store.DeadLetter
+	d      *natsbus.Delivery
+	parsed events.Event
+	event  store.NewEvent
+	dead   *store.DeadLetter
 	// outcome is set once a transaction holding the item committed.
 	outcome Outcome
 }
@@ -155,9 +167,9 @@ type Outcome string
 
 // Outcomes, also the outcome label of idpsync_intake_messages_total.
 const (
-	// Recorded: a new event in the log (and a job, when it changes the mirror).
+	// Recorded: a new event in the log (applied to the mirror, or with a job to apply it).
 	Recorded Outcome = "recorded"
-	// Duplicate: the log already held the event; nothing was enqueued.
+	// Duplicate: the log already held the event; nothing changed and nothing was enqueued.
 	Duplicate Outcome = "duplicate"
 	// DeadLettered: the delivery cannot be recorded and was kept in dead_letters.
 	DeadLettered Outcome = "dead_lettered"
@@ -165,20 +177,40 @@ const (
 
 // Process records one batch and settles every message of it: ack, term (dead letter) or nak.
 func (in *Intake) Process(ctx context.Context, batch []*natsbus.Delivery) {
-	items, err := in.record(ctx, batch)
-	if err != nil {
-		in.retryLater(batch, err)
-		return
+	items := make([]*item, len(batch))
+	for i, d := range batch {
+		items[i] = in.prepare(d)
 	}
-	in.settle(items)
+	err := in.recordTx(ctx, items)
+	switch {
+	case err == nil:
+		in.recovered()
+		in.settle(items)
+	case in.transient(ctx, err):
+		in.unavailable(items, err)
+	default:
+		in.recovered()
+		in.isolate(ctx, items, err, true)
+	}
 }
 
 // Record records batch as Process does but settles nothing: for replays, which read the stream
-// or the dead letters instead of the consumer. It returns each delivery's outcome, in order.
+// or the dead letters instead of the consumer. It returns each delivery's outcome, in order. A
+// delivery Postgres refuses is dead-lettered at once.
 func (in *Intake) Record(ctx context.Context, batch []*natsbus.Delivery) ([]Outcome, error) {
-	items, err := in.record(ctx, batch)
-	if err != nil {
+	items := make([]*item, len(batch))
+	for i, d := range batch {
+		items[i] = in.prepare(d)
+	}
+	err := in.recordTx(ctx, items)
+	switch {
+	case err == nil:
+	case in.transient(ctx, err):
 		return nil, err
+	default:
+		if err := in.isolate(ctx, items, err, false); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Outcome, len(items))
 	for i, it := range items {
@@ -188,29 +220,60 @@ func (in *Intake) Record(ctx context.Context, batch []*natsbus.Delivery) ([]Outc
 	return out, nil
 }
 
-// record runs the batch's transaction. When Postgres refuses a value of one delivery, it finds
-// that delivery by recording them one by one and dead-letters it. The error is a transient
-// failure: nothing of the batch can be assumed recorded.
-func (in *Intake) record(ctx context.Context, batch []*natsbus.Delivery) ([]*item, error) {
-	items := make([]*item, len(batch))
-	for i, d := range batch {
-		items[i] = in.prepare(d)
-	}
-	err := in.recordTx(ctx, items)
-	if err == nil || !store.IsDataError(err) {
-		return items, err
-	}
-	for _, it := range items {
+// isolate records the items one by one after Postgres refused their batch while reachable. An
+// item it still refuses is parked as a dead letter when its value can never be taken, when it was
+// delivered ParkAfter times, or when consumed is false (a replay); else it is handed back for a
+// later delivery. With consumed, every item is settled; the error is a transient failure that
+// stopped the isolation (the items not settled were handed back).
+func (in *Intake) isolate(ctx context.Context, items []*item, batchErr error, consumed bool) error {
+	in.cfg.Logger.Warn("postgres refused a batch; recording its messages one by one", "messages", len(items), "error", batchErr)
+	for i, it := range items {
 		err := in.recordTx(ctx, []*item{it})
-		if err != nil && store.IsDataError(err) && it.dead == nil {
-			it.dead = in.deadLetter(it.d, it.d.Event, "postgres refused the payload: "+err.Error())
+		if err == nil {
+			if consumed {
+				in.settle([]*item{it})
+			}
+			continue
+		}
+		if in.transient(ctx, err) {
+			if consumed {
+				in.unavailable(items[i:], err)
+			}
+			return err
+		}
+		if it.dead == nil && (store.IsDataError(err) || !consumed || it.d.NumDelivered >= ParkAfter) {
+			it.dead = in.deadLetter(it.d, it.d.Event, "postgres refused it: "+err.Error())
 			err = in.recordTx(ctx, []*item{it})
 		}
-		if err != nil {
-			return nil, err
+		switch {
+		case err == nil:
+			if consumed {
+				in.settle([]*item{it})
+			}
+		case !consumed:
+			return err
+		default:
+			delay := backoff(it.d.NumDelivered)
+			in.cfg.Logger.Warn("postgres refused a message; it will be delivered again, and parked as a dead letter if refused again",
+				"stream_seq", it.d.StreamSeq, "delivered", it.d.NumDelivered, "park_after", ParkAfter, "retry_in", delay.String(), "error", err)
+			_ = it.d.Nak(delay)
 		}
 	}
-	return items, nil
+	return nil
+}
+
+// transient reports whether err means Postgres could not take any work now: a failure
+// store.IsTransient knows, or one it does not know while Postgres does not answer a ping.
+func (in *Intake) transient(ctx context.Context, err error) bool {
+	if store.IsTransient(err) {
+		return true
+	}
+	if store.IsPostgresError(err) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return in.cfg.Pool.Ping(ctx) != nil
 }
 
 // prepare parses a delivery into an event row, or a dead letter when it cannot be.
@@ -219,6 +282,10 @@ func (in *Intake) prepare(d *natsbus.Delivery) *item {
 	ev := d.Event
 	if d.DecodeErr != nil {
 		it.dead = in.deadLetter(d, nil, d.DecodeErr.Error())
+		return it
+	}
+	if err := events.CheckID(ev.EventID); err != nil {
+		it.dead = in.deadLetter(d, ev, "the event id cannot be recorded: "+err.Error())
 		return it
 	}
 	kind, ok := in.cfg.KindOf(ev.Source)
@@ -231,17 +298,11 @@ func (in *Intake) prepare(d *natsbus.Delivery) *item {
 		it.dead = in.deadLetter(d, ev, err.Error())
 		return it
 	}
-	status := store.StatusPending
-	switch parsed.Type.Entity() {
-	case "":
-		status = store.StatusIgnored
-	case events.EntitySession:
-		status = store.StatusRecorded
-	}
+	it.parsed = parsed
 	it.event = store.NewEvent{
 		Source: ev.Source, EventID: ev.EventID, Kind: kind, Type: parsed.Type, SourceType: parsed.SourceType,
 		EntityID: store.EntityID(parsed), OccurredAt: parsed.OccurredAt, ReceivedAt: ev.ReceivedAt,
-		StreamSeq: int64(d.StreamSeq), Payload: ev.Body, Status: status,
+		StreamSeq: int64(d.StreamSeq), Payload: ev.Body,
 	}
 	return it
 }
@@ -256,14 +317,16 @@ func (in *Intake) deadLetter(d *natsbus.Delivery, ev *natsbus.Event, reason stri
 	return dl
 }
 
-// recordTx runs one transaction for items.
+// recordTx runs one transaction for items: dead letters, mirror writes, the event log, the
+// hooks' reactions and the jobs of the events to read from the IdP.
 func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.Consumer.AckWait)
 	defer cancel()
 	return pgx.BeginFunc(ctx, in.cfg.Pool, func(tx pgx.Tx) error {
 		var (
-			evs   []store.NewEvent
-			owner []*item
+			live   []*item
+			writes []store.Write
+			wrote  []int // index in live of each write
 		)
 		for _, it := range items {
 			if it.dead != nil {
@@ -273,30 +336,55 @@ func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 				it.outcome = DeadLettered
 				continue
 			}
-			evs = append(evs, it.event)
-			owner = append(owner, it)
+			if handlers.HasEntity(it.parsed) {
+				writes = append(writes, store.Write{Source: it.event.Source, Event: it.parsed,
+					Opts: store.ApplyOptions{DeletedAt: it.event.OccurredAt}})
+				wrote = append(wrote, len(live))
+			}
+			live = append(live, it)
+		}
+		results, err := in.cfg.Mirror.Write(ctx, tx, writes)
+		if err != nil {
+			return err
+		}
+		changeOf := make([]*store.Change, len(live))
+		for i, j := range wrote {
+			changeOf[j] = &results[i]
+		}
+		evs := make([]store.NewEvent, len(live))
+		for i, it := range live {
+			it.event.Status = handlers.StatusOf(it.parsed, changeOf[i])
+			evs[i] = it.event
 		}
 		ids, err := store.RecordEvents(ctx, tx, evs)
 		if err != nil {
 			return err
 		}
-		var jobs []river.InsertManyParams
+		var (
+			jobs    []river.InsertManyParams
+			changes []handlers.Change
+		)
 		for i, id := range ids {
-			e := owner[i].event
-			if id == 0 || e.Status != store.StatusPending {
+			it := live[i]
+			it.outcome = Recorded
+			if id == 0 {
+				it.outcome = Duplicate // already in the log: its effects happened when it was recorded
 				continue
 			}
-			jobs = append(jobs, river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: id, Source: e.Source, Type: string(e.Type)}})
+			e := it.event
+			if e.Status == store.StatusPending {
+				jobs = append(jobs, river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: id, Source: e.Source, Type: string(e.Type)}})
+			}
+			if c := changeOf[i]; c != nil && c.Applied {
+				changes = append(changes, handlers.Change{Source: e.Source, Event: it.parsed, Result: *c, EventID: id, ReceivedAt: e.ReceivedAt})
+			}
+		}
+		if err := in.cfg.Mirror.React(ctx, tx, in.cfg.Jobs, changes); err != nil {
+			return err
 		}
 		if len(jobs) > 0 {
 			if _, err := in.cfg.Jobs.InsertManyTx(ctx, tx, jobs); err != nil {
 				return fmt.Errorf("enqueueing jobs: %w", err)
-			}
-		}
-		for i, id := range ids {
-			owner[i].outcome = Recorded
-			if id == 0 {
-				owner[i].outcome = Duplicate
 			}
 		}
 		return nil
@@ -334,18 +422,43 @@ func (in *Intake) count(it *item) {
 	}
 }
 
-// retryLater hands the messages back to JetStream with a backoff that grows with the deliveries.
-func (in *Intake) retryLater(batch []*natsbus.Delivery, err error) {
+// unavailable hands the items back to JetStream with a backoff that grows with their deliveries.
+// The first failure of an outage is logged as an error; the following ones only counted, until
+// recovered logs the outage's end.
+func (in *Intake) unavailable(items []*item, err error) {
 	in.metrics.failures.Inc()
 	var delivered uint64
-	for _, d := range batch {
-		delivered = max(delivered, d.NumDelivered)
+	for _, it := range items {
+		delivered = max(delivered, it.d.NumDelivered)
 	}
 	delay := backoff(delivered)
-	in.cfg.Logger.Error("recording events failed; JetStream will redeliver them", "messages", len(batch),
-		"delivered", delivered, "retry_in", delay.String(), "error", err)
-	for _, d := range batch {
-		_ = d.Nak(delay)
+	in.mu.Lock()
+	first := in.outageSince.IsZero()
+	if first {
+		in.outageSince = time.Now()
+	}
+	in.outageFails++
+	in.mu.Unlock()
+	if first {
+		in.cfg.Logger.Error("postgres is unavailable; deliveries are handed back to JetStream for redelivery until it returns",
+			"messages", len(items), "retry_in", delay.String(), "error", err)
+	} else {
+		in.cfg.Logger.Debug("postgres still unavailable", "messages", len(items), "retry_in", delay.String(), "error", err)
+	}
+	for _, it := range items {
+		_ = it.d.Nak(delay)
+	}
+}
+
+// recovered ends an outage, if there was one, with one line saying how long it lasted.
+func (in *Intake) recovered() {
+	in.mu.Lock()
+	since, fails := in.outageSince, in.outageFails
+	in.outageSince, in.outageFails = time.Time{}, 0
+	in.mu.Unlock()
+	if !since.IsZero() {
+		in.cfg.Logger.Info("postgres is available again; recording resumed", "outage", time.Since(since).Round(time.Millisecond).String(),
+			"failed_batches", fails)
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package replay re-drives events for operators, at three depths:
 //
 //   - Log: re-apply events already in the event log, e.g. after fixing how events map to mirror
-//     rows. Each matching event gets a new apply job that may rewrite rows at the same version;
-//     version guards and tombstones still hold, so replaying any window is safe.
+//     rows. Events are applied a page at a time, each page in one transaction, in a mode that may
+//     rewrite rows at the same version; version guards and tombstones still hold, so replaying any
+//     window is safe. Events whose entity must be read from the IdP get an apply job.
 //   - Stream: re-record the stream's messages, e.g. after a dead-letter-causing parser bug was
 //     fixed or the event log was restored from an older backup. Events already in the log are
 //     skipped; the others are recorded and applied as if just received.
@@ -20,9 +21,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
 )
 
@@ -35,7 +38,10 @@ type Recorder interface {
 type Counts struct {
 	// Read is how many events or dead letters matched.
 	Read int
-	// Enqueued counts apply jobs enqueued by a log replay.
+	// Applied and Stale count the events a log replay applied: those that changed the mirror, and
+	// those it already held.
+	Applied, Stale int
+	// Enqueued counts apply jobs enqueued by a log replay (events to read from the IdP).
 	Enqueued int
 	// Recorded, Duplicate and DeadLettered count the outcomes of stream and dead-letter replays.
 	Recorded, Duplicate, DeadLettered int
@@ -54,46 +60,97 @@ func (c *Counts) add(outcomes []intake.Outcome) {
 	}
 }
 
-// Log enqueues an apply job, in reapply mode, for every event of the log matching f. With dryRun
-// it only counts them. progress, when not nil, is called after each page.
-func Log(ctx context.Context, pool *pgxpool.Pool, jobs intake.JobInserter, f store.EventFilter, dryRun bool, progress func(Counts)) (Counts, error) {
+// Log re-applies every event of the log matching f, in reapply mode, in pages of 500: each page
+// in one transaction (the mirror writes, the events' statuses, the hooks' reactions); an event
+// whose entity must be read from the IdP gets an apply job instead. With dryRun it only counts
+// them. progress, when not nil, is called after each page.
+func Log(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs handlers.JobInserter, f store.EventFilter, dryRun bool,
+	progress func(Counts)) (Counts, error) {
 	var c Counts
-	f.Limit = 1000
+	f.Limit = 500
 	for {
-		refs, err := store.ListEvents(ctx, pool, f)
+		recs, err := store.ListEvents(ctx, pool, f)
 		if err != nil {
 			return c, err
 		}
-		if len(refs) == 0 {
+		if len(recs) == 0 {
 			return c, nil
 		}
-		c.Read += len(refs)
-		f.AfterID = refs[len(refs)-1].ID
+		c.Read += len(recs)
+		f.AfterID = recs[len(recs)-1].ID
 		if !dryRun {
-			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				ids := make([]int64, len(refs))
-				params := make([]river.InsertManyParams, len(refs))
-				for i, r := range refs {
-					ids[i] = r.ID
-					params[i] = river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: r.ID, Source: r.Source, Type: string(r.Type), Reapply: true}}
-				}
-				if err := store.MarkEventsPending(ctx, tx, ids); err != nil {
-					return err
-				}
-				if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
-					return fmt.Errorf("enqueueing jobs: %w", err)
-				}
-				return nil
-			})
+			page, err := applyPage(ctx, pool, mirror, jobs, recs)
 			if err != nil {
 				return c, err
 			}
-			c.Enqueued += len(refs)
+			c.Applied, c.Stale, c.Enqueued = c.Applied+page.Applied, c.Stale+page.Stale, c.Enqueued+page.Enqueued
 		}
 		if progress != nil {
 			progress(c)
 		}
 	}
+}
+
+// applyPage re-applies one page of recorded events in one transaction.
+func applyPage(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs handlers.JobInserter, recs []store.RecordedEvent) (Counts, error) {
+	var c Counts
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		c = Counts{}
+		parsed := make([]events.Event, len(recs))
+		var (
+			writes []store.Write
+			wrote  []int
+			params []river.InsertManyParams
+		)
+		for i, r := range recs {
+			ev, err := provider.Parse(r.Kind, r.EventID, r.Payload)
+			if err != nil {
+				return fmt.Errorf("event %d (%s %s) no longer parses; fix the parser or the configuration first: %w", r.ID, r.Source, r.EventID, err)
+			}
+			parsed[i] = ev
+			switch {
+			case handlers.HasEntity(ev):
+				writes = append(writes, store.Write{Source: r.Source, Event: ev, Opts: store.ApplyOptions{DeletedAt: r.OccurredAt, Reapply: true}})
+				wrote = append(wrote, i)
+			case handlers.IsPartial(ev):
+				params = append(params, river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: r.ID, Source: r.Source, Type: string(r.Type), Reapply: true}})
+			}
+		}
+		results, err := mirror.Write(ctx, tx, writes)
+		if err != nil {
+			return err
+		}
+		changeOf := make([]*store.Change, len(recs))
+		for k, i := range wrote {
+			changeOf[i] = &results[k]
+		}
+		ids, statuses := make([]int64, len(recs)), make([]string, len(recs))
+		var changes []handlers.Change
+		for i, r := range recs {
+			ids[i], statuses[i] = r.ID, handlers.StatusOf(parsed[i], changeOf[i])
+			switch statuses[i] {
+			case store.StatusApplied:
+				c.Applied++
+				changes = append(changes, handlers.Change{Source: r.Source, Event: parsed[i], Result: *changeOf[i], EventID: r.ID, ReceivedAt: r.ReceivedAt})
+			case store.StatusStale:
+				c.Stale++
+			}
+		}
+		if err := store.SetEventStatuses(ctx, tx, ids, statuses); err != nil {
+			return err
+		}
+		if err := mirror.React(ctx, tx, jobs, changes); err != nil {
+			return err
+		}
+		if len(params) > 0 {
+			if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
+				return fmt.Errorf("enqueueing jobs: %w", err)
+			}
+			c.Enqueued = len(params)
+		}
+		return nil
+	})
+	return c, err
 }
 
 // Stream re-records the stream's events of source (all sources when empty) from `from` on.

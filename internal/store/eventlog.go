@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/jackc/pgx/v5"
 )
 
 // Event statuses, as stored in events.status.
@@ -35,7 +38,8 @@ type NewEvent struct {
 	ReceivedAt time.Time
 	StreamSeq  int64  // 0 when not read from the stream
 	Payload    []byte // the verified body, valid JSON
-	Status     string
+	// Status is the event's status; an event that is not pending is recorded as processed now.
+	Status string
 }
 
 // EntityID names the entity an event is about, for the log's entity_id column: the user,
@@ -69,10 +73,16 @@ func RecordEvents(ctx context.Context, db DBTX, evs []NewEvent) ([]int64, error)
 		occurredAt                                         = make([]*time.Time, n)
 		receivedAt                                         = make([]time.Time, n)
 		streamSeq                                          = make([]*int64, n)
+		payloadRaw                                         = make([][]byte, n)
 	)
 	for i, e := range evs {
-		source[i], eventID[i], kind[i], sourceType[i] = e.Source, e.EventID, string(e.Kind), e.SourceType
-		payload[i], status[i], receivedAt[i] = string(e.Payload), e.Status, e.ReceivedAt
+		source[i], eventID[i], kind[i], sourceType[i] = e.Source, e.EventID, string(e.Kind), cleanText(e.SourceType)
+		status[i], receivedAt[i] = e.Status, e.ReceivedAt
+		clean, changed := cleanJSON(e.Payload)
+		payload[i] = string(clean)
+		if changed {
+			payloadRaw[i] = e.Payload
+		}
 		if e.Type != "" {
 			t := string(e.Type)
 			typ[i] = &t
@@ -88,14 +98,16 @@ func RecordEvents(ctx context.Context, db DBTX, evs []NewEvent) ([]int64, error)
 		}
 	}
 	rows, err := db.Query(ctx, `
-		INSERT INTO events (source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload, status)
-		SELECT source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload::jsonb, status
+		INSERT INTO events (source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload,
+		                    payload_raw, status, processed_at)
+		SELECT source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload::jsonb,
+		       payload_raw, status, CASE WHEN status = 'pending' THEN NULL ELSE now() END
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-		            $8::timestamptz[], $9::bigint[], $10::text[], $11::text[])
-		     AS t(source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload, status)
+		            $8::timestamptz[], $9::bigint[], $10::text[], $11::bytea[], $12::text[])
+		     AS t(source, event_id, kind, type, source_type, entity_id, occurred_at, received_at, stream_seq, payload, payload_raw, status)
 		ON CONFLICT (source, event_id) DO NOTHING
 		RETURNING id, source, event_id`,
-		source, eventID, kind, typ, sourceType, entityID, occurredAt, receivedAt, streamSeq, payload, status)
+		source, eventID, kind, typ, sourceType, entityID, occurredAt, receivedAt, streamSeq, payload, payloadRaw, status)
 	if err != nil {
 		return nil, fmt.Errorf("recording events: %w", err)
 	}
@@ -123,7 +135,7 @@ func RecordEvents(ctx context.Context, db DBTX, evs []NewEvent) ([]int64, error)
 	return ids, nil
 }
 
-// RecordedEvent is a row of the event log.
+// RecordedEvent is a row of the event log; Payload is the delivery's verbatim body.
 type RecordedEvent struct {
 	ID         int64
 	Source     string
@@ -139,17 +151,23 @@ type RecordedEvent struct {
 
 // GetEvent reads one event by its row id.
 func GetEvent(ctx context.Context, db DBTX, id int64) (RecordedEvent, error) {
+	e, err := scanEvent(db.QueryRow(ctx, `
+		SELECT id, source, event_id, kind, type, source_type, occurred_at, received_at, coalesce(payload_raw, payload::text::bytea), status
+		FROM events WHERE id = $1`, id))
+	if err != nil {
+		return RecordedEvent{}, fmt.Errorf("reading event %d: %w", id, interpretError(err))
+	}
+	return e, nil
+}
+
+func scanEvent(row pgx.Row) (RecordedEvent, error) {
 	var (
 		e          RecordedEvent
 		typ        *string
 		occurredAt *time.Time
 	)
-	err := db.QueryRow(ctx, `
-		SELECT id, source, event_id, kind, type, source_type, occurred_at, received_at, payload::text, status
-		FROM events WHERE id = $1`, id).
-		Scan(&e.ID, &e.Source, &e.EventID, &e.Kind, &typ, &e.SourceType, &occurredAt, &e.ReceivedAt, &e.Payload, &e.Status)
-	if err != nil {
-		return RecordedEvent{}, fmt.Errorf("reading event %d: %w", id, interpretError(err))
+	if err := row.Scan(&e.ID, &e.Source, &e.EventID, &e.Kind, &typ, &e.SourceType, &occurredAt, &e.ReceivedAt, &e.Payload, &e.Status); err != nil {
+		return e, err
 	}
 	if typ != nil {
 		e.Type = events.Type(*typ)
@@ -185,10 +203,20 @@ type DeadLetter struct {
 }
 
 // RecordDeadLetter keeps dl, once per (source, event id); it reports whether the row is new.
+// Whatever the delivery holds, Postgres accepts the row: text is cleaned (an event id that had to
+// be cleaned gets a digest suffix, so that distinct ids stay distinct, and its exact bytes go to
+// event_id_raw), and the payload is kept as bytes.
 func RecordDeadLetter(ctx context.Context, db DBTX, dl DeadLetter) (bool, error) {
 	headers, err := json.Marshal(dl.Headers)
 	if err != nil {
 		return false, err
+	}
+	headers, _ = cleanJSON(headers)
+	eventID, source := cleanText(dl.EventID), cleanText(dl.Source)
+	var eventIDRaw []byte
+	if eventID != dl.EventID {
+		sum := sha256.Sum256([]byte(dl.EventID))
+		eventID, eventIDRaw = eventID+"#"+hex.EncodeToString(sum[:6]), []byte(dl.EventID)
 	}
 	var receivedAt *time.Time
 	if !dl.ReceivedAt.IsZero() {
@@ -199,10 +227,10 @@ func RecordDeadLetter(ctx context.Context, db DBTX, dl DeadLetter) (bool, error)
 		seq = &dl.StreamSeq
 	}
 	tag, err := db.Exec(ctx, `
-		INSERT INTO dead_letters (source, event_id, subject, stream_seq, reason, payload, headers, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO dead_letters (source, event_id, event_id_raw, subject, stream_seq, reason, payload, headers, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (source, event_id) DO NOTHING`,
-		dl.Source, dl.EventID, dl.Subject, seq, dl.Reason, dl.Payload, headers, receivedAt)
+		source, eventID, eventIDRaw, cleanText(dl.Subject), seq, cleanText(dl.Reason), dl.Payload, headers, receivedAt)
 	if err != nil {
 		return false, fmt.Errorf("recording dead letter: %w", err)
 	}

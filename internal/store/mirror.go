@@ -63,11 +63,19 @@ func orNow(t time.Time) time.Time {
 	return t
 }
 
+// nullIfEmpty is a text column's value: NULL for "", else s cleaned for Postgres.
 func nullIfEmpty(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return &s
+	c := cleanText(s)
+	return &c
+}
+
+// rawJSON is a jsonb column's value: the JSON cleaned for Postgres.
+func rawJSON(b []byte) []byte {
+	c, _ := cleanJSON(b)
+	return c
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -77,11 +85,12 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
+// orEmpty is a text[] column's value: never NULL, each element cleaned for Postgres.
 func orEmpty(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
-	return s
+	return cleanTexts(s)
 }
 
 // statement is one mirror write: a single SQL statement (so that many can be pipelined in one
@@ -117,36 +126,12 @@ func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Memb
 	return membershipStatement(source, m, opts).run(ctx, db)
 }
 
-// ApplyBatch writes the entity of each event (a user, an organization or a membership) to the
-// mirror of source, in order, in one round trip, and returns what each write did.
-func ApplyBatch(ctx context.Context, db DBTX, source string, evs []events.Event, opts ApplyOptions) ([]Change, error) {
-	changes := make([]Change, len(evs))
-	b := &pgx.Batch{}
-	for i, ev := range evs {
-		var st statement
-		switch {
-		case ev.User != nil:
-			st = userStatement(source, ev.User, opts)
-		case ev.Organization != nil:
-			st = organizationStatement(source, ev.Organization, opts)
-		case ev.Membership != nil:
-			st = membershipStatement(source, ev.Membership, opts)
-		default:
-			return nil, fmt.Errorf("event %d of the batch carries no entity", i)
-		}
-		b.Queue(st.sql, st.args...).QueryRow(func(row pgx.Row) error {
-			c, err := st.scan(row)
-			if err != nil {
-				return fmt.Errorf("applying %s: %w", st.what, err)
-			}
-			changes[i] = c
-			return nil
-		})
-	}
-	if err := db.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	return changes, nil
+// Write is one entity to write to the mirror of a source.
+type Write struct {
+	Source string
+	// Event carries the entity: a user, an organization or a membership.
+	Event events.Event
+	Opts  ApplyOptions
 }
 
 // cascade is the part of a deletion's statement that tombstones the deleted user's or
@@ -170,7 +155,7 @@ func userStatement(source string, u *events.User, opts ApplyOptions) statement {
 			SET deleted_at = excluded.deleted_at, source_version = greatest(u.source_version, excluded.source_version), synced_at = now()
 			WHERE u.deleted_at IS NULL
 			RETURNING 1)` + cascade("user_id")
-		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), []byte(u.Raw), u.Version, orNow(opts.DeletedAt)}
+		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), rawJSON(u.Raw), u.Version, orNow(opts.DeletedAt)}
 	} else {
 		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name,
@@ -186,7 +171,7 @@ func userStatement(source string, u *events.User, opts ApplyOptions) statement {
 			RETURNING 1)`
 		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
 			nullIfEmpty(u.Username), nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL),
-			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), []byte(u.Raw), u.Version}
+			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), rawJSON(u.Raw), u.Version}
 	}
 	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
@@ -211,7 +196,7 @@ func organizationStatement(source string, o *events.Organization, opts ApplyOpti
 			SET deleted_at = excluded.deleted_at, source_version = greatest(o.source_version, excluded.source_version), synced_at = now()
 			WHERE o.deleted_at IS NULL
 			RETURNING 1)` + cascade("organization_id")
-		st.args = []any{source, o.ID, nullIfEmpty(o.Slug), []byte(o.Raw), o.Version, orNow(opts.DeletedAt)}
+		st.args = []any{source, o.ID, nullIfEmpty(o.Slug), rawJSON(o.Raw), o.Version, orNow(opts.DeletedAt)}
 	} else {
 		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO organizations AS o (source, id, name, slug, image_url, suspended, created_at, updated_at, raw, source_version)
@@ -223,7 +208,7 @@ func organizationStatement(source string, o *events.Organization, opts ApplyOpti
 			WHERE o.deleted_at IS NULL AND ` + versionGuard("o", opts.Reapply) + `
 			RETURNING 1)`
 		st.args = []any{source, o.ID, nullIfEmpty(o.Name), nullIfEmpty(o.Slug), nullIfEmpty(o.ImageURL), o.Suspended,
-			nullTime(o.CreatedAt), nullTime(o.UpdatedAt), []byte(o.Raw), o.Version}
+			nullTime(o.CreatedAt), nullTime(o.UpdatedAt), rawJSON(o.Raw), o.Version}
 	}
 	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
@@ -261,7 +246,7 @@ func membershipStatement(source string, m *events.Membership, opts ApplyOptions)
 		RETURNING 1)
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false)`,
 		args: []any{source, m.OrganizationID, m.UserID, nullIfEmpty(m.ID), nullIfEmpty(m.Role), orEmpty(m.Permissions),
-			nullTime(m.CreatedAt), nullTime(m.UpdatedAt), []byte(m.Raw), m.Version, deleted},
+			nullTime(m.CreatedAt), nullTime(m.UpdatedAt), rawJSON(m.Raw), m.Version, deleted},
 		scan: func(row pgx.Row) (Change, error) {
 			var c Change
 			err := row.Scan(&c.Applied, &c.Existed, &c.WasDeleted)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/idpsync/idpsync/internal/events"
 )
 
 // EventFilter selects events of the log for a replay. Zero fields do not filter.
@@ -22,22 +20,16 @@ type EventFilter struct {
 	Limit   int
 }
 
-// EventRef names an event of the log.
-type EventRef struct {
-	ID     int64
-	Source string
-	Type   events.Type
-}
-
 // ListEvents returns the mirror events (users, organizations, memberships) matching f, in log
-// order.
-func ListEvents(ctx context.Context, db DBTX, f EventFilter) ([]EventRef, error) {
+// order, with their verbatim payloads.
+func ListEvents(ctx context.Context, db DBTX, f EventFilter) ([]RecordedEvent, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
 	rows, err := db.Query(ctx, `
-		SELECT id, source, type FROM events
+		SELECT id, source, event_id, kind, type, source_type, occurred_at, received_at, coalesce(payload_raw, payload::text::bytea), status
+		FROM events
 		WHERE id > $1
 		  AND split_part(type, '.', 1) IN ('user', 'organization', 'membership')
 		  AND ($2 = '' OR source = $2)
@@ -54,22 +46,25 @@ func ListEvents(ctx context.Context, db DBTX, f EventFilter) ([]EventRef, error)
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
 	defer rows.Close()
-	var out []EventRef
+	var out []RecordedEvent
 	for rows.Next() {
-		var r EventRef
-		if err := rows.Scan(&r.ID, &r.Source, &r.Type); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
-// MarkEventsPending sets the events back to pending before their jobs are enqueued again.
-func MarkEventsPending(ctx context.Context, db DBTX, ids []int64) error {
-	_, err := db.Exec(ctx, `UPDATE events SET status = 'pending', processed_at = NULL WHERE id = ANY($1)`, ids)
+// SetEventStatuses records the outcome of applying events again: status[i] of ids[i]; a pending
+// event is not processed yet.
+func SetEventStatuses(ctx context.Context, db DBTX, ids []int64, statuses []string) error {
+	_, err := db.Exec(ctx, `
+		UPDATE events e SET status = s.status, processed_at = CASE WHEN s.status = 'pending' THEN NULL ELSE now() END
+		FROM unnest($1::bigint[], $2::text[]) AS s(id, status) WHERE e.id = s.id`, ids, statuses)
 	if err != nil {
-		return fmt.Errorf("marking events pending: %w", err)
+		return fmt.Errorf("setting event statuses: %w", err)
 	}
 	return nil
 }

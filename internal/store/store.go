@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -120,4 +122,39 @@ func ForgetSource(ctx context.Context, db DBTX, source string) error {
 		}
 	}
 	return nil
+}
+
+// IsTransient reports whether err means Postgres could not take the work now, whatever the work:
+// no connection, a connection lost, the server shutting down or out of resources, a serialization
+// failure or deadlock, a lock not available, the caller's deadline. Retrying the same work later
+// may succeed. A Postgres error of another class is Postgres refusing this work (a value, a
+// constraint, a limit); an error that is neither is not classified as transient (the caller may
+// check that Postgres answers).
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		var netErr net.Error
+		var connectErr *pgconn.ConnectError
+		return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) ||
+			errors.As(err, &netErr) || errors.As(err, &connectErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			pgconn.SafeToRetry(err)
+	}
+	switch pgErr.Code[:2] {
+	case "08", // connection exception
+		"40", // transaction rollback: serialization failure, deadlock
+		"53", // insufficient resources
+		"57", // operator intervention: shutdown, cancel
+		"58": // system error
+		return true
+	}
+	return pgErr.Code == "55P03" // lock not available
+}
+
+// IsPostgresError reports whether err is an answer of Postgres (it was reachable).
+func IsPostgresError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }

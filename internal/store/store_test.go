@@ -131,24 +131,57 @@ func TestRecordEventsOncePerSourceAndID(t *testing.T) {
 	}
 }
 
-// Postgres refuses some JSON that Go accepts; the store says so in a way the intake can tell apart
-// from a transient failure.
-func TestDataErrorsAreClassified(t *testing.T) {
+// Postgres refuses NUL characters, invalid UTF-8 and lone surrogates that Go's JSON accepts: the
+// event log keeps such a payload cleaned in payload and verbatim in payload_raw, which is what
+// reads give back; the mirror keeps cleaned text. Dead letters take any id, header and reason.
+func TestHostileBytesAreStored(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := storetest.NewSchema(t)
-	_, err := store.RecordEvents(ctx, pool, []store.NewEvent{newEvent("s", "nul", events.UserCreated, `{"name":"a\u0000b"}`)})
-	if err == nil || !store.IsDataError(err) {
-		t.Fatalf("err = %v, want a data error", err)
+	body := "{\"name\":\"a\\u0000b\",\"bad\":\"\xff\",\"half\":\"\\ud800\"}"
+	ids, err := store.RecordEvents(ctx, pool, []store.NewEvent{newEvent("s", "nul", events.UserCreated, body),
+		newEvent("s", "plain", events.UserCreated, `{"name":"ok"}`)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	inserted, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s", EventID: "nul", Subject: "idpsync.events.s.invalid",
-		Reason: "x", Payload: []byte(`{"name":"a\u0000b"}`), Headers: map[string]string{"k": "v"}})
-	if err != nil || !inserted {
-		t.Fatalf("dead letter: %v %v", inserted, err)
+	got, err := store.GetEvent(ctx, pool, ids[0])
+	if err != nil || string(got.Payload) != body {
+		t.Fatalf("read back %q, %v; want the verbatim %q", got.Payload, err, body)
 	}
-	again, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s", EventID: "nul", Subject: "x", Reason: "x", Payload: []byte("x")})
+	var name string
+	var raw, rawPlain []byte
+	if err := pool.QueryRow(ctx, `SELECT payload->>'name', payload_raw FROM events WHERE id = $1`, ids[0]).Scan(&name, &raw); err != nil || name != "a\uFFFDb" || string(raw) != body {
+		t.Fatalf("stored %q / %q, %v", name, raw, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT payload_raw FROM events WHERE id = $1`, ids[1]).Scan(&rawPlain); err != nil || rawPlain != nil {
+		t.Fatalf("a clean payload has payload_raw %q (%v)", rawPlain, err)
+	}
+
+	u := user("u\u00e9", 1)
+	u.FirstName, u.Emails, u.Raw = "Ada\x00\xfe", []string{"a\x00@example.com"}, json.RawMessage("{\"first_name\":\"Ada\\u0000\"}")
+	if c, err := store.ApplyUser(ctx, pool, "s", u, store.ApplyOptions{}); err != nil || !c.Applied {
+		t.Fatalf("apply: %+v %v", c, err)
+	}
+	var first, email, rawName string
+	if err := pool.QueryRow(ctx, `SELECT first_name, emails[1], raw->>'first_name' FROM users WHERE id = $1`, u.ID).Scan(&first, &email, &rawName); err != nil ||
+		first != "Ada\uFFFD\uFFFD" || email != "a\uFFFD@example.com" || rawName != "Ada\uFFFD" {
+		t.Fatalf("mirror row: %q %q %q %v", first, email, rawName, err)
+	}
+
+	for _, id := range []string{"nul\x00id", "msg_\xff\xfe", "msg_\xff\xfd"} {
+		inserted, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s\x00", EventID: id, Subject: "idpsync.events.s.invalid",
+			Reason: "bad \x00 reason", Payload: []byte(body), Headers: map[string]string{"Idpsync-Event-Id": id}})
+		if err != nil || !inserted {
+			t.Fatalf("dead letter %q: %v %v", id, inserted, err)
+		}
+		var rawID []byte
+		if err := pool.QueryRow(ctx, `SELECT event_id_raw FROM dead_letters WHERE event_id_raw = $1`, []byte(id)).Scan(&rawID); err != nil {
+			t.Fatalf("dead letter %q is not findable by its exact bytes: %v", id, err)
+		}
+	}
+	again, err := store.RecordDeadLetter(ctx, pool, store.DeadLetter{Source: "s\x00", EventID: "nul\x00id", Subject: "x", Reason: "x", Payload: []byte("x")})
 	if err != nil || again {
-		t.Fatalf("second dead letter: %v %v", again, err)
+		t.Fatalf("second dead letter of the same id: %v %v", again, err)
 	}
 }
 

@@ -38,16 +38,8 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 	if err != nil {
 		return nil, err
 	}
-	policies := map[string]handlers.Policy{}
 	var resyncs []ResyncSchedule
 	for _, s := range cfg.Sources {
-		r := s.Revocation
-		triggers := map[events.Trigger]bool{}
-		for _, t := range r.Triggers {
-			triggers[t] = true
-		}
-		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
-			AgentAction: r.ZeroIDAction, OwnerKey: r.OwnerKey}
 		if *s.Resync.Periodic {
 			for _, e := range s.ResyncEntities() {
 				resyncs = append(resyncs, ResyncSchedule{Source: s.Name, Entity: e, Interval: time.Duration(s.Resync.Interval)})
@@ -73,7 +65,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		RevokeWorkers:    w.RevokeWorkers,
 		ResyncWorkers:    w.ResyncWorkers,
 		IdPs:             idps,
-		Policies:         policies,
+		Policies:         Policies(cfg),
 		Resyncs:          resyncs,
 		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
 		AdminAddr:        adminAddr,
@@ -81,6 +73,21 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		Logger:           logger,
 		Registry:         reg,
 	})
+}
+
+// Policies returns the revocation policy of each source of cfg.
+func Policies(cfg *config.Config) map[string]handlers.Policy {
+	policies := map[string]handlers.Policy{}
+	for _, s := range cfg.Sources {
+		r := s.Revocation
+		triggers := map[events.Trigger]bool{}
+		for _, t := range r.Triggers {
+			triggers[t] = true
+		}
+		policies[s.Name] = handlers.Policy{Triggers: triggers, Sessions: s.RevokesSessions(), ZeroID: r.ZeroID,
+			AgentAction: r.ZeroIDAction, OwnerKey: r.OwnerKey}
+	}
+	return policies
 }
 
 // ConnectIdPs builds, through each source's provider, the management APIs of every source with
@@ -123,19 +130,27 @@ func limiter(rps float64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(rps), max(1, int(rps)))
 }
 
-// NewRecorder returns an intake that records deliveries without consuming (for replays), with an
-// insert-only River client to enqueue their jobs.
-func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*intake.Intake, *river.Client[pgx.Tx], error) {
+// Recorder is what operator replays write with: an intake that records deliveries without
+// consuming, the mirror with the sources' revocation policies, and an insert-only River client.
+type Recorder struct {
+	Intake *intake.Intake
+	Mirror *handlers.Mirror
+	River  *river.Client[pgx.Tx]
+}
+
+// NewRecorder returns the Recorder of cfg.
+func NewRecorder(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger) (*Recorder, error) {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.Database.Schema, Logger: logger.With("component", "river")})
 	if err != nil {
-		return nil, nil, fmt.Errorf("river client: %w", err)
+		return nil, fmt.Errorf("river client: %w", err)
 	}
+	mirror := newMirror(Policies(cfg), nil, logger)
 	in, err := intake.New(intake.Config{
-		Bus: bus, Pool: pool, Jobs: client, Logger: logger, KindOf: cfg.KindOf,
+		Bus: bus, Pool: pool, Jobs: client, Mirror: mirror, Logger: logger, KindOf: cfg.KindOf, BatchSize: cfg.Worker.BatchSize,
 		Consumer: natsbus.ConsumerConfig{Durable: cfg.Worker.Consumer, AckWait: time.Duration(cfg.Worker.AckWait)},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return in, client, nil
+	return &Recorder{Intake: in, Mirror: mirror, River: client}, nil
 }

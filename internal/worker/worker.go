@@ -43,7 +43,7 @@ type Config struct {
 	Consumer natsbus.ConsumerConfig
 	// KindOf tells the kind of each configured source. Required.
 	KindOf func(source string) (events.Kind, bool)
-	// BatchSize is the most messages recorded per transaction. Defaults to 100.
+	// BatchSize is the most messages recorded per transaction. Required.
 	BatchSize int
 	// ReconcileWorkers is how many mirror jobs run at once. Defaults to 20.
 	ReconcileWorkers int
@@ -70,6 +70,12 @@ type Config struct {
 	// Registry receives the worker's metrics and is served at /metrics. Defaults to a new registry.
 	Registry *prometheus.Registry
 }
+
+// Job time limits: see river.Config's JobTimeout and RescueStuckJobsAfter.
+const (
+	JobTimeout           = time.Minute
+	RescueStuckJobsAfter = 90 * time.Second
+)
 
 // Fetch timing of the latency-sensitive queues.
 const (
@@ -119,10 +125,10 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	hooks := append([]handlers.ChangeHook{handlers.NewRevocationPolicy(cfg.Policies, cfg.Logger).React}, cfg.Hooks...)
+	mirror := newMirror(cfg.Policies, cfg.Hooks, cfg.Logger)
 	workers := river.NewWorkers()
-	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hooks...))
-	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, hooks...))
+	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.IdPs, cfg.Logger, mirror))
+	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, mirror))
 	handlers.NewRevokeWorkers(cfg.Pool, cfg.IdPs, cfg.Logger, hm).Register(workers)
 	var periodic []*river.PeriodicJob
 	for _, r := range cfg.Resyncs {
@@ -146,13 +152,17 @@ func New(cfg Config) (*Worker, error) {
 		Logger:       slog.New(quieter{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "river"),
 		ErrorHandler: &jobErrorLogger{logger: cfg.Logger},
 		Middleware:   []rivertype.Middleware{jm},
-		JobTimeout:   time.Minute,
+		// No job runs longer than a minute (resyncs work in slices), so a job still "running"
+		// after RescueStuckJobsAfter belongs to a worker that died: River's rescuer (every 30 s)
+		// hands it to a live worker, within about two minutes of the crash.
+		JobTimeout:           JobTimeout,
+		RescueStuckJobsAfter: RescueStuckJobsAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	in, err := intake.New(intake.Config{
-		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client, KindOf: cfg.KindOf,
+		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client, Mirror: mirror, KindOf: cfg.KindOf,
 		BatchSize: cfg.BatchSize, Logger: cfg.Logger.With("component", "intake"), Registerer: cfg.Registry,
 	})
 	if err != nil {
@@ -165,6 +175,11 @@ func New(cfg Config) (*Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// newMirror returns the mirror writer whose changes the revocation policies, then hooks, react to.
+func newMirror(policies map[string]handlers.Policy, hooks []handlers.ChangeHook, logger *slog.Logger) *handlers.Mirror {
+	return handlers.NewMirror(append([]handlers.ChangeHook{handlers.NewRevocationPolicy(policies, logger).React}, hooks...)...)
 }
 
 // River returns the River client, for operator commands that enqueue jobs.
