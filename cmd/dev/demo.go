@@ -68,6 +68,7 @@ func startDemo(dataDir string) (*demo, error) {
 // revocations reach the fake ZeroID too.
 func (d *demo) config() string {
 	account, project := d.zeroid.Tenant()
+	clientID, clientSecret := d.zeroid.ClientCredentials()
 	return fmt.Sprintf(`worker: {river_ui: true}
 sources:
   - name: %s
@@ -77,9 +78,9 @@ sources:
     revocation: {zeroid: %s}
   - name: %s
     kind: zeroid
-    api: {base_url: %q, account_id: %q, project_id: %q, token: %q}
+    api: {base_url: %q, account_id: %q, project_id: %q, client_id: %q, client_secret: %q}
 `, demoSource, d.secret, d.clerk.SecretKey(), d.clerk.BaseURL(), demoAgents,
-		demoAgents, d.zeroid.URL(), account, project, d.zeroid.AdminToken())
+		demoAgents, d.zeroid.URL(), account, project, clientID, clientSecret)
 }
 
 // deliverTo makes the fake Clerk send its webhooks, signed, to the receiver.

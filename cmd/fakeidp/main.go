@@ -144,6 +144,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	zid, zsecret := zitadel.ClientCredentials()
 	akey, asecret := authpi.APIKey()
 	acc, proj := zeroid.Tenant()
+	zeroidClient, zeroidSecret := zeroid.ClientCredentials()
+	zkey := ""
+	if ids := zeroid.IdentityIDs(); len(ids) > 0 {
+		if zkey, err = zeroid.IssueAPIKey(ids[0]); err != nil {
+			return fmt.Errorf("issuing the ZeroID demo key: %w", err)
+		}
+	}
 	fmt.Fprintf(stdout, "fakeidp listening on %s (%d users, %d organizations per provider, seed %d)\n", root, *users, *orgs, *seed)
 	fmt.Fprintf(stdout, "clerk    base_url=%s/clerk/v1 secret_key=%s\n", root, clerk.SecretKey())
 	fmt.Fprintf(stdout, "zitadel  base_url=%s/zitadel pat=%s client_id=%s client_secret=%s", root, zitadel.PAT(), zid, zsecret)
@@ -152,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "authpi   base_url=%s/authpi api_key_id=%s api_key_secret=%s account_id=%s issuer_id=%s\n", root, akey, asecret, authpi.AccountID(), authpi.IssuerIDs()[0])
-	fmt.Fprintf(stdout, "zeroid   base_url=%s/zeroid account_id=%s project_id=%s admin_token=%s api_key=%s\n", root, acc, proj, zeroid.AdminToken(), zeroid.APIKey())
+	fmt.Fprintf(stdout, "zeroid   base_url=%s/zeroid account_id=%s project_id=%s client_id=%s client_secret=%s api_key=%s\n", root, acc, proj, zeroidClient, zeroidSecret, zkey)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

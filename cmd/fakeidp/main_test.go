@@ -66,6 +66,17 @@ func TestServeAllProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The printed client credentials work too (each provider's line carries its own).
+	zc2, err := zitadel.New(zitadel.Config{BaseURL: lines["zitadel"]["base_url"], ClientID: lines["zitadel"]["client_id"], ClientSecret: lines["zitadel"]["client_secret"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range zc2.ListUsers(ctx, nil) {
+		if err != nil {
+			t.Fatalf("zitadel with the printed client credentials: %v", err)
+		}
+		break
+	}
 	n := 0
 	for _, err := range z.ListUsers(ctx, nil) {
 		if err != nil {
@@ -84,12 +95,27 @@ func TestServeAllProviders(t *testing.T) {
 		t.Fatalf("authpi account = %q, %v", acc, err)
 	}
 	zl := lines["zeroid"]
-	zc, err := zeroid.New(zeroid.Config{BaseURL: zl["base_url"], AccountID: zl["account_id"], ProjectID: zl["project_id"], AdminToken: zl["admin_token"]})
+	zc, err := zeroid.New(zeroid.Config{BaseURL: zl["base_url"], AccountID: zl["account_id"], ProjectID: zl["project_id"],
+		ClientID: zl["client_id"], ClientSecret: zl["client_secret"], APIKey: zl["api_key"]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err := zc.Health(ctx); err != nil || h.Status == "" {
-		t.Fatalf("zeroid health = %+v, %v", h, err)
+	n = 0
+	for _, err := range zc.ListIdentities(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 250 {
+		t.Fatalf("zeroid identities = %d, want 250", n)
+	}
+	tok, err := zc.IssueToken(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := zc.IntrospectToken(ctx, tok.AccessToken); err != nil || !in.Active {
+		t.Fatalf("the printed key's token introspects %+v, %v; want active with the printed client", in, err)
 	}
 
 	cancel()

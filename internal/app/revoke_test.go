@@ -29,8 +29,8 @@ func revocationStackWith(t testing.TB, opts clerkfake.Options, policy string) (*
 	t.Cleanup(zero.Close)
 	account, project := zero.Tenant()
 	sources := "[" + clerkSource(clerkFake, ", revocation: "+policy) +
-		fmt.Sprintf(`, {name: agents, kind: zeroid, api: {base_url: %q, account_id: %q, project_id: %q, token: %q}}]`,
-			zero.URL(), account, project, zero.AdminToken())
+		fmt.Sprintf(`, {name: agents, kind: zeroid, api: {base_url: %q, account_id: %q, project_id: %q}}]`,
+			zero.URL(), account, project)
 	s := startStack(t, withSources(sources))
 	clerkFake.SetWebhookTarget(fakeidp.WebhookTarget{URL: s.url, Secret: secret})
 	return s, clerkFake, zero

@@ -151,7 +151,7 @@ func lister(b *testing.B, provider, url string) func(context.Context) iter.Seq2[
 			})
 		}
 	case "zeroid":
-		c, err := zeroid.New(zeroid.Config{BaseURL: url, AccountID: "acct_fakeidp", ProjectID: "proj_fakeidp", AdminToken: "fakeidp-zeroid-admin"})
+		c, err := zeroid.New(zeroid.Config{BaseURL: url, AccountID: "acct_fakeidp", ProjectID: "proj_fakeidp"})
 		if err != nil {
 			b.Fatal(err)
 		}

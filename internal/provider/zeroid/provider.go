@@ -1,6 +1,7 @@
 package zeroid
 
 import (
+	"cmp"
 	"errors"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -15,7 +16,8 @@ func init() {
 		Kind: Kind,
 		Name: "ZeroID",
 		API: &provider.API{
-			Settings:          "base_url, account_id, project_id, token (when a gateway wants one)",
+			Settings: "base_url, account_id, project_id; client_id and client_secret (the OAuth client for token introspection " +
+				"and revocation); token (only for a gateway in front of the admin routes)",
 			Agents:            true,
 			CheckSettingsFunc: checkSettings,
 			ConnectFunc:       connect,
@@ -24,15 +26,21 @@ func init() {
 }
 
 func checkSettings(s provider.APISettings) error {
-	if s.BaseURL == "" || s.AccountID == "" || s.ProjectID == "" {
+	switch {
+	case s.BaseURL == "" || s.AccountID == "" || s.ProjectID == "":
 		return errors.New("base_url, account_id and project_id are required for a zeroid source")
+	case s.ClientSecret != "" && s.ClientID == "":
+		return errors.New("client_secret is set without client_id; set the OAuth client's id too")
+	case systemActor(s.Actor):
+		return errors.New(`the actor starts with "system:", which ZeroID reserves for its own workers and drops; use another, e.g. "idpsync"`)
 	}
 	return nil
 }
 
 func connect(s provider.APISettings) (*provider.Connection, error) {
 	c, err := New(Config{BaseURL: s.BaseURL, AccountID: s.AccountID, ProjectID: s.ProjectID, AdminToken: s.Token,
-		UserID: "system:idpsync", HTTPClient: s.HTTPClient, UserAgent: s.UserAgent, Limiter: s.Limiter, Logger: s.Logger})
+		UserID: cmp.Or(s.Actor, DefaultUserID), ClientID: s.ClientID, ClientSecret: s.ClientSecret,
+		HTTPClient: s.HTTPClient, UserAgent: s.UserAgent, Limiter: s.Limiter, Logger: s.Logger})
 	if err != nil {
 		return nil, err
 	}

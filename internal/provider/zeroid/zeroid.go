@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
+	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,24 +27,45 @@ import (
 const (
 	// DefaultAdminPathPrefix is where ZeroID mounts its admin routes.
 	DefaultAdminPathPrefix = "/api/v1"
-	// MaxPageSize is the largest identities page ZeroID serves.
+	// MaxPageSize is the largest identities page ZeroID serves; it answers a larger limit with a
+	// page of 20.
 	MaxPageSize = 100
-	// DefaultUserID is sent as X-User-ID (ZeroID's audit actor) when Config.UserID is empty.
+	// DefaultUserID is the audit actor sent as X-User-ID when Config.UserID is empty.
 	DefaultUserID = "idpsync"
+)
+
+// Client authentication methods for token introspection and revocation (RFC 6749 §2.3.1).
+const (
+	// ClientSecretBasic sends the client id and secret in an HTTP Basic Authorization header,
+	// each form-urlencoded.
+	ClientSecretBasic = "client_secret_basic"
+	// ClientSecretPost sends client_id and client_secret in the form body.
+	ClientSecretPost = "client_secret_post"
 )
 
 // Config configures a Client.
 type Config struct {
-	// BaseURL is the ZeroID server, e.g. "https://zeroid.internal:8899". Required.
+	// BaseURL is the ZeroID server, usually at a host root, e.g. "https://zeroid.internal:8899";
+	// a path prefix (a gateway mounting ZeroID under /zeroid) works too. Required.
 	BaseURL string
 	// AdminPathPrefix is the prefix of admin routes. Defaults to DefaultAdminPathPrefix.
 	AdminPathPrefix string
 	// AccountID and ProjectID scope admin calls (X-Account-ID, X-Project-ID). Required.
 	AccountID, ProjectID string
-	// UserID is the audit actor sent as X-User-ID. Defaults to DefaultUserID.
+	// UserID is the audit actor sent as X-User-ID: ZeroID stamps it as created_by and modified_by
+	// of what idpsync changes. It must not start with "system:", a prefix ZeroID reserves for its
+	// own workers and drops silently. Defaults to DefaultUserID.
 	UserID string
-	// AdminToken, when set, is sent as a bearer token on admin calls (for an AdminAuth hook or a
-	// gateway in front of them). Defaults to none.
+	// ClientID and ClientSecret are the OAuth client that authenticates token introspection and
+	// revocation. ZeroID in production refuses those calls without client authentication; a
+	// public client has an id and no secret. Defaults to none (anonymous calls, which only a
+	// ZeroID with allow_unauthenticated_token_inspection serves).
+	ClientID, ClientSecret string
+	// ClientAuthMethod is ClientSecretBasic or ClientSecretPost; the client never uses both in
+	// one request. Defaults to ClientSecretBasic.
+	ClientAuthMethod string
+	// AdminToken, when set, is sent as a bearer token on admin calls, for a gateway in front of
+	// them; ZeroID itself authenticates no admin call and ignores it. Defaults to none.
 	AdminToken string
 	// APIKey is the "zid_sk_…" key IssueToken exchanges when its params carry none.
 	APIKey string
@@ -60,6 +85,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// systemActor reports whether an actor is one ZeroID drops: "system:" in any case.
+func systemActor(s string) bool { return strings.HasPrefix(strings.ToLower(s), "system:") }
+
 func (c Config) validate() error {
 	switch {
 	case c.BaseURL == "":
@@ -70,16 +98,25 @@ func (c Config) validate() error {
 		return errors.New("zeroid: AdminPathPrefix must start with a slash, e.g. /api/v1")
 	case c.PageSize < 0:
 		return errors.New("zeroid: PageSize is negative; use 0 for the default of 100")
+	case systemActor(c.UserID):
+		return errors.New("zeroid: UserID starts with \"system:\", which ZeroID reserves for its own workers and drops, leaving idpsync's changes unattributed; use another actor, e.g. \"idpsync\"")
+	case c.ClientSecret != "" && c.ClientID == "":
+		return errors.New("zeroid: ClientSecret is set without ClientID; set the OAuth client's id too")
+	case c.ClientAuthMethod != "" && c.ClientAuthMethod != ClientSecretBasic && c.ClientAuthMethod != ClientSecretPost:
+		return fmt.Errorf("zeroid: ClientAuthMethod %q is not supported; use %s or %s", c.ClientAuthMethod, ClientSecretBasic, ClientSecretPost)
 	}
 	return nil
 }
 
 // Client calls ZeroID. It is safe for concurrent use.
 type Client struct {
-	t        *idpclient.Transport
-	prefix   string
-	apiKey   string
-	pageSize int
+	t            *idpclient.Transport
+	prefix       string
+	apiKey       string
+	pageSize     int
+	clientID     string
+	clientSecret string
+	authMethod   string
 }
 
 // New validates cfg and returns a Client.
@@ -112,49 +149,68 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("zeroid: %w", err)
 	}
 	return &Client{t: t, prefix: strings.TrimSuffix(cmp.Or(cfg.AdminPathPrefix, DefaultAdminPathPrefix), "/"),
-		apiKey: cfg.APIKey, pageSize: idpclient.ClampPageSize(cfg.PageSize, MaxPageSize)}, nil
+		apiKey: cfg.APIKey, pageSize: idpclient.ClampPageSize(cfg.PageSize, MaxPageSize), clientID: cfg.ClientID,
+		clientSecret: cfg.ClientSecret, authMethod: cmp.Or(cfg.ClientAuthMethod, ClientSecretBasic)}, nil
 }
 
-// zeroidError covers ZeroID's three error shapes: RFC 9457 problem details (Huma routes), the
-// {"error":{…}} envelope (raw routes) and OAuth's {"error","error_description"}.
-type zeroidError struct {
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Errors []struct {
-		Message  string `json:"message"`
-		Location string `json:"location"`
-	} `json:"errors"`
-	Error            json.RawMessage `json:"error"`
-	ErrorDescription string          `json:"error_description"`
-}
+// oauthErrorCodes are the RFC 6749 and RFC 7009 error codes ZeroID's OAuth routes answer with.
+var oauthErrorCodes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+	"unsupported_grant_type", "invalid_scope", "invalid_token", "unsupported_token_type", "access_denied",
+	"server_error", "temporarily_unavailable", "invalid_dpop_proof", "authorization_pending", "slow_down", "expired_token"}
 
-func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
-	var ze zeroidError
-	if json.Unmarshal(body, &ze) != nil {
-		return &idpclient.APIError{}
-	}
-	e := &idpclient.APIError{Recognized: ze.Title != "" || len(ze.Error) > 0}
-	if len(ze.Error) > 0 && ze.Error[0] == '{' {
+// decodeError reads ZeroID's error shapes and recognizes only them:
+//   - a Huma problem (application/problem+json with a title and the answer's status), from every
+//     operation, a resource 404 included;
+//   - the middleware envelope (application/json, {"error":{"code":<status>,"internalCode":…}}),
+//     from the Content-Type gate and the raw routes;
+//   - an OAuth error (application/json, {"error":<RFC 6749 code>,"error_description"}).
+//
+// Anything else — a route 404's "404 page not found" in text/plain, a 405 without body, a
+// gateway's page — is not recognized, so a 404 is never taken for "already gone".
+func decodeError(status int, header http.Header, body []byte) *idpclient.APIError {
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+	switch mt {
+	case "application/problem+json":
+		var p struct {
+			Title  string `json:"title"`
+			Status int    `json:"status"`
+			Detail string `json:"detail"`
+			Errors []struct {
+				Message  string `json:"message"`
+				Location string `json:"location"`
+			} `json:"errors"`
+		}
+		if json.Unmarshal(body, &p) != nil || p.Title == "" || p.Status != status {
+			break
+		}
+		e := &idpclient.APIError{Recognized: true, Message: cmp.Or(p.Detail, p.Title)}
+		for _, fe := range p.Errors {
+			e.Fields = append(e.Fields, idpclient.FieldError{Field: fe.Location, Message: fe.Message})
+		}
+		return e
+	case "application/json":
+		var o struct {
+			Error            json.RawMessage `json:"error"`
+			ErrorDescription string          `json:"error_description"`
+		}
+		if json.Unmarshal(body, &o) != nil || len(o.Error) == 0 {
+			break
+		}
 		var env struct {
+			Code         int    `json:"code"`
 			InternalCode string `json:"internalCode"`
 			Message      string `json:"message"`
 			RequestID    string `json:"requestId"`
 		}
-		_ = json.Unmarshal(ze.Error, &env)
-		e.Code, e.Message, e.RequestID = env.InternalCode, env.Message, env.RequestID
-		return e
-	}
-	if len(ze.Error) > 0 {
+		if json.Unmarshal(o.Error, &env) == nil && env.Code == status && env.Message != "" {
+			return &idpclient.APIError{Recognized: true, Code: env.InternalCode, Message: env.Message, RequestID: env.RequestID}
+		}
 		var code string
-		_ = json.Unmarshal(ze.Error, &code)
-		e.Code, e.Message = code, cmp.Or(ze.ErrorDescription, code)
-		return e
+		if json.Unmarshal(o.Error, &code) == nil && slices.Contains(oauthErrorCodes, code) {
+			return &idpclient.APIError{Recognized: true, Code: code, Message: cmp.Or(o.ErrorDescription, code)}
+		}
 	}
-	e.Message = cmp.Or(ze.Detail, ze.Title)
-	for _, fe := range ze.Errors {
-		e.Fields = append(e.Fields, idpclient.FieldError{Field: fe.Location, Message: fe.Message})
-	}
-	return e
+	return &idpclient.APIError{}
 }
 
 // AccessToken is an issued token. Never log AccessToken.
@@ -164,9 +220,12 @@ type AccessToken struct {
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
 	JTI         string `json:"jti,omitempty"`
+	IssuedAt    int64  `json:"iat,omitempty"`
 	AccountID   string `json:"account_id,omitempty"`
 	ProjectID   string `json:"project_id,omitempty"`
 	ExternalID  string `json:"external_id,omitempty"`
+	// UserID is the audit actor that created the API key, when there was one.
+	UserID string `json:"user_id,omitempty"`
 }
 
 // IssueTokenParams asks for a token with the api_key grant.
@@ -177,8 +236,10 @@ type IssueTokenParams struct {
 	Scope string
 }
 
-// IssueToken exchanges an API key for an access token (POST /oauth2/token, grant api_key). Each
-// call issues a new credential, so it is not retried on 5xx.
+// IssueToken exchanges an API key for an access token (POST /oauth2/token, grant api_key) for the
+// key's identity. ZeroID refuses a revoked or unknown key, and the key of an identity that is not
+// active, with invalid_grant (idpclient.ErrValidation). Each call issues a new credential, so it
+// is not retried on 5xx.
 func (c *Client) IssueToken(ctx context.Context, params *IssueTokenParams) (*AccessToken, error) {
 	key := c.apiKey
 	scope := ""
@@ -196,21 +257,31 @@ func (c *Client) IssueToken(ctx context.Context, params *IssueTokenParams) (*Acc
 	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: "/oauth2/token", JSON: body, NoAuth: true}, &out); err != nil {
 		return nil, fmt.Errorf("issuing token: %w", err)
 	}
+	if out.AccessToken == "" {
+		return nil, fmt.Errorf("issuing token: %w: the answer carries no access_token", idpclient.ErrUnexpected)
+	}
 	return &out, nil
 }
 
-// Introspection is RFC 7662's answer. Active is false for revoked, expired or unknown tokens.
+// Introspection is ZeroID's RFC 7662 answer. For a revoked, expired or unknown token only Active
+// (false) is set.
 type Introspection struct {
-	Active    bool   `json:"active"`
-	Sub       string `json:"sub,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	Scope     string `json:"scope,omitempty"`
-	Exp       int64  `json:"exp,omitempty"`
-	Iat       int64  `json:"iat,omitempty"`
-	JTI       string `json:"jti,omitempty"`
-	TokenType string `json:"token_type,omitempty"`
-	AccountID string `json:"account_id,omitempty"`
-	ProjectID string `json:"project_id,omitempty"`
+	Active       bool   `json:"active"`
+	Sub          string `json:"sub,omitempty"`
+	Iss          string `json:"iss,omitempty"`
+	JTI          string `json:"jti,omitempty"`
+	Iat          int64  `json:"iat,omitempty"`
+	Exp          int64  `json:"exp,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	AccountID    string `json:"account_id,omitempty"`
+	ProjectID    string `json:"project_id,omitempty"`
+	ExternalID   string `json:"external_id,omitempty"`
+	IdentityType string `json:"identity_type,omitempty"`
+	TrustLevel   string `json:"trust_level,omitempty"`
+	// Act is the actor the token acts for (the API key's creator), when there is one.
+	Act *struct {
+		Sub string `json:"sub"`
+	} `json:"act,omitempty"`
 
 	// Raw is the answer's JSON as received.
 	Raw json.RawMessage `json:"-"`
@@ -226,25 +297,50 @@ func (i *Introspection) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// IntrospectToken asks whether a token is still active (POST /oauth2/token/introspect).
+// inspection builds an introspection or revocation request (RFC 7662, RFC 7009: a form body)
+// with the client's authentication: HTTP Basic (client_secret_basic) or body credentials
+// (client_secret_post), never both; a public client sends its client_id alone; without a client
+// the call is anonymous.
+func (c *Client) inspection(path, token string) *idpclient.Request {
+	form := url.Values{"token": {token}}
+	req := &idpclient.Request{Method: http.MethodPost, Path: path, Form: form, Idempotent: true, NoAuth: true}
+	switch {
+	case c.clientID == "":
+	case c.clientSecret == "":
+		form.Set("client_id", c.clientID)
+	case c.authMethod == ClientSecretPost:
+		form.Set("client_id", c.clientID)
+		form.Set("client_secret", c.clientSecret)
+	default:
+		creds := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.clientSecret)
+		req.Header = http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(creds))}}
+	}
+	return req
+}
+
+// IntrospectToken asks whether a token is still active (POST /oauth2/token/introspect), with the
+// client authentication of Config. A ZeroID that requires client authentication answers an
+// anonymous or wrongly authenticated call with idpclient.ErrUnauthorized.
 func (c *Client) IntrospectToken(ctx context.Context, token string) (*Introspection, error) {
 	var out Introspection
-	req := &idpclient.Request{Method: http.MethodPost, Path: "/oauth2/token/introspect", JSON: map[string]string{"token": token}, Idempotent: true, NoAuth: true}
-	if err := c.t.Do(ctx, req, &out); err != nil {
+	if err := c.t.Do(ctx, c.inspection("/oauth2/token/introspect", token), &out); err != nil {
 		return nil, fmt.Errorf("introspecting token: %w", err)
 	}
 	return &out, nil
 }
 
-// RevokeToken revokes a token (RFC 7009, POST /oauth2/token/revoke). Revocation is idempotent, so
-// the call is retried like a read; unknown tokens succeed too.
+// RevokeToken revokes an access token (RFC 7009, POST /oauth2/token/revoke), with the client
+// authentication of Config. Revocation is idempotent, so the call is retried like a read; an
+// unknown token succeeds too. It revokes that token only: the identity's API key goes on minting.
 func (c *Client) RevokeToken(ctx context.Context, token string) error {
 	var out struct {
 		Revoked bool `json:"revoked"`
 	}
-	req := &idpclient.Request{Method: http.MethodPost, Path: "/oauth2/token/revoke", JSON: map[string]string{"token": token}, Idempotent: true, NoAuth: true}
-	if err := c.t.Do(ctx, req, &out); err != nil {
+	if err := c.t.Do(ctx, c.inspection("/oauth2/token/revoke", token), &out); err != nil {
 		return fmt.Errorf("revoking token: %w", err)
+	}
+	if !out.Revoked {
+		return fmt.Errorf("revoking token: %w: ZeroID answered revoked false", idpclient.ErrUnexpected)
 	}
 	return nil
 }
@@ -261,7 +357,8 @@ const (
 	SignalIdentityExpired   = "identity_expired"
 )
 
-// Signal severities. High and critical revoke every active credential of the identity.
+// Signal severities. High and critical make ZeroID revoke the tokens the identity holds at that
+// moment; nothing else.
 const (
 	SeverityLow      = "low"
 	SeverityMedium   = "medium"
@@ -271,8 +368,9 @@ const (
 
 // IngestSignalParams is a CAE signal.
 type IngestSignalParams struct {
-	// IdentityID is the identity the signal is about (a UUID); empty for tenant-wide signals.
-	IdentityID string `json:"identity_id,omitempty"`
+	// IdentityID is the identity the signal is about (a UUID). Required: ZeroID stores signals
+	// only for identities it has, and answers 500 for any other.
+	IdentityID string `json:"identity_id"`
 	// SignalType is one of the Signal* constants. Required.
 	SignalType string `json:"signal_type"`
 	// Severity is one of the Severity* constants. Defaults to low (ZeroID's default).
@@ -285,16 +383,15 @@ type IngestSignalParams struct {
 
 // Signal is an ingested CAE signal.
 type Signal struct {
-	ID          string          `json:"id"`
-	AccountID   string          `json:"account_id"`
-	ProjectID   string          `json:"project_id"`
-	IdentityID  string          `json:"identity_id,omitempty"`
-	SignalType  string          `json:"signal_type"`
-	Severity    string          `json:"severity"`
-	Source      string          `json:"source"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	ProcessedAt *time.Time      `json:"processed_at,omitempty"`
-	CreatedAt   time.Time       `json:"created_at"`
+	ID         string          `json:"id"`
+	AccountID  string          `json:"account_id"`
+	ProjectID  string          `json:"project_id"`
+	IdentityID string          `json:"identity_id,omitempty"`
+	SignalType string          `json:"signal_type"`
+	Severity   string          `json:"severity"`
+	Source     string          `json:"source"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
 
 	// Raw is the signal's JSON as received.
 	Raw json.RawMessage `json:"-"`
@@ -310,11 +407,16 @@ func (s *Signal) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// IngestSignal records a CAE signal (POST {prefix}/signals/ingest). Every call stores a new
-// signal, so it is not retried on 5xx.
+// IngestSignal records a CAE signal about one identity (POST {prefix}/signals/ingest). A high or
+// critical one makes ZeroID revoke the tokens the identity holds now, when the identity is in the
+// client's tenant; the identity stays active and its API keys go on minting new tokens. Every
+// call stores a new signal, so it is not retried on 5xx.
 func (c *Client) IngestSignal(ctx context.Context, params *IngestSignalParams) (*Signal, error) {
-	if params == nil || params.SignalType == "" {
+	switch {
+	case params == nil || params.SignalType == "":
 		return nil, fmt.Errorf("ingesting signal: SignalType is required: %w", idpclient.ErrValidation)
+	case !isUUID(params.IdentityID):
+		return nil, fmt.Errorf("ingesting signal: IdentityID %q is not a UUID: %w", params.IdentityID, idpclient.ErrValidation)
 	}
 	body := *params
 	body.Source = cmp.Or(body.Source, "idpsync")
@@ -325,21 +427,45 @@ func (c *Client) IngestSignal(ctx context.Context, params *IngestSignalParams) (
 	return &out, nil
 }
 
+// isUUID reports whether s is a UUID in canonical text form, as ZeroID's identity ids are.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'):
+			return false
+		}
+	}
+	return true
+}
+
 // Identity is a ZeroID identity (an agent, application, MCP server or service).
 type Identity struct {
-	ID           string    `json:"id"`
-	AccountID    string    `json:"account_id"`
-	ProjectID    string    `json:"project_id"`
-	ExternalID   string    `json:"external_id"`
-	Name         string    `json:"name"`
-	WIMSEURI     string    `json:"wimse_uri"`
-	IdentityType string    `json:"identity_type"`
-	SubType      string    `json:"sub_type,omitempty"`
-	TrustLevel   string    `json:"trust_level"`
-	Status       string    `json:"status"`
-	OwnerUserID  string    `json:"owner_user_id"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string `json:"id"`
+	AccountID    string `json:"account_id"`
+	ProjectID    string `json:"project_id"`
+	ExternalID   string `json:"external_id"`
+	Name         string `json:"name"`
+	WIMSEURI     string `json:"wimse_uri"`
+	IdentityType string `json:"identity_type"`
+	SubType      string `json:"sub_type,omitempty"`
+	TrustLevel   string `json:"trust_level"`
+	// Status is pending, discovered, active, suspended, deactivated or expired.
+	Status      string `json:"status"`
+	Origin      string `json:"origin,omitempty"`
+	OwnerUserID string `json:"owner_user_id"`
+	// CreatedBy and ModifiedBy are the audit actors of the creation and of the last change; empty
+	// when the change had none.
+	CreatedBy  string    `json:"created_by,omitempty"`
+	ModifiedBy string    `json:"modified_by,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 
 	// Raw is the identity's JSON as received.
 	Raw json.RawMessage `json:"-"`
@@ -363,32 +489,26 @@ type ListIdentitiesParams struct {
 	Offset int
 	// OwnerUserID keeps the identities owned by one human user (the IdP user id).
 	OwnerUserID string
-	// IdentityType keeps one type: agent, application, mcp_server or service.
-	IdentityType string
-	// Status keeps one status: pending, active, suspended or deactivated.
+	// Status keeps the identities in one status or in a comma-separated list of them
+	// ("active,suspended"). Without it ZeroID lists every status but discovered.
 	Status string
-	// Search matches name or external id.
-	Search string
 }
 
-// ListIdentities iterates over identities, a page at a time.
+// ListIdentities iterates over the tenant's identities, newest first, a page at a time.
 func (c *Client) ListIdentities(ctx context.Context, params *ListIdentitiesParams) iter.Seq2[Identity, error] {
 	if params == nil {
 		params = &ListIdentitiesParams{}
 	}
 	limit := idpclient.ClampPageSize(params.Limit, c.pageSize)
 	q := url.Values{}
-	for k, v := range map[string]string{"owner_user_id": params.OwnerUserID, "identity_type": params.IdentityType,
-		"status": params.Status, "search": params.Search} {
-		if v != "" {
-			q.Set(k, v)
-		}
+	if params.OwnerUserID != "" {
+		q.Set("owner_user_id", params.OwnerUserID)
+	}
+	if params.Status != "" {
+		q.Set("status", params.Status)
 	}
 	return idpclient.Paginate(ctx, params.Offset, func(ctx context.Context, offset int) ([]Identity, int, bool, error) {
-		page := url.Values{}
-		for k, v := range q {
-			page[k] = v
-		}
+		page := maps.Clone(q)
 		page.Set("limit", strconv.Itoa(limit))
 		page.Set("offset", strconv.Itoa(offset))
 		var out struct {
@@ -403,11 +523,15 @@ func (c *Client) ListIdentities(ctx context.Context, params *ListIdentitiesParam
 	})
 }
 
-// DeactivateIdentity deactivates an identity (DELETE {prefix}/identities/{id}, a soft delete):
-// ZeroID revokes its API keys and tokens, so it can mint no new token, and answers the identity,
-// now "deactivated"; a second call answers the same. An identity ZeroID does not have is
-// idpclient.ErrNotFound.
+// DeactivateIdentity deactivates one identity (DELETE {prefix}/identities/{id}, ZeroID's soft
+// delete): ZeroID revokes its API keys and active tokens, so it can mint no new token, emits a
+// high "retirement" signal, and answers the identity, now "deactivated"; a second call answers
+// the same and changes nothing. An identity the tenant does not have is idpclient.ErrNotFound;
+// an id that is not a UUID is refused before any call (ZeroID would answer 500).
 func (c *Client) DeactivateIdentity(ctx context.Context, id string) (*Identity, error) {
+	if !isUUID(id) {
+		return nil, fmt.Errorf("deactivating identity %q: not a UUID: %w", id, idpclient.ErrValidation)
+	}
 	var out Identity
 	req := &idpclient.Request{Method: http.MethodDelete, Path: c.prefix + "/identities/" + idpclient.PathEscape(id), Idempotent: true,
 		NotFoundMeansGone: true}
@@ -422,16 +546,22 @@ func (c *Client) DeactivateIdentity(ctx context.Context, id string) (*Identity, 
 
 // OffboardResult says what an offboarding changed.
 type OffboardResult struct {
+	// IdentitiesDeactivated counts the identities this call deactivated (0 when a previous call
+	// already did).
 	IdentitiesDeactivated int `json:"identities_deactivated"`
-	CredentialsRevoked    int `json:"credentials_revoked"`
+	// CredentialsRevoked counts only the tokens ZeroID's final owner sweep caught; the
+	// deactivations revoke the rest, so it is about 0.
+	CredentialsRevoked int `json:"credentials_revoked"`
 }
 
-// OffboardByOwner deactivates every identity owned by a human user and revokes their credentials
-// (POST {prefix}/identities/offboard-by-owner). ZeroID makes it idempotent, so it is retried like
-// a read; a second call reports zero changes.
+// OffboardByOwner deactivates every identity a human owns in the client's account, across all its
+// projects and suspended ones included, which revokes their API keys and tokens (POST
+// {prefix}/identities/offboard-by-owner). reason is recorded on the revocations. ZeroID makes it
+// idempotent, so it is retried like a read; a second call reports zero changes. An owner with
+// leading or trailing spaces is refused (ZeroID would answer 400), an empty one too.
 func (c *Client) OffboardByOwner(ctx context.Context, ownerUserID, reason string) (*OffboardResult, error) {
-	if ownerUserID == "" {
-		return nil, fmt.Errorf("offboarding: ownerUserID is empty: %w", idpclient.ErrValidation)
+	if ownerUserID == "" || strings.TrimSpace(ownerUserID) != ownerUserID {
+		return nil, fmt.Errorf("offboarding: owner %q is empty or padded with spaces: %w", ownerUserID, idpclient.ErrValidation)
 	}
 	body := map[string]string{"owner_user_id": ownerUserID}
 	if reason != "" {
@@ -441,35 +571,6 @@ func (c *Client) OffboardByOwner(ctx context.Context, ownerUserID, reason string
 	req := &idpclient.Request{Method: http.MethodPost, Path: c.prefix + "/identities/offboard-by-owner", JSON: body, Idempotent: true}
 	if err := c.t.Do(ctx, req, &out); err != nil {
 		return nil, fmt.Errorf("offboarding owner: %w", err)
-	}
-	return &out, nil
-}
-
-// Health is ZeroID's health answer.
-type Health struct {
-	Status  string `json:"status"`
-	Version string `json:"version,omitempty"`
-}
-
-// Health reports the server's health (GET /health).
-func (c *Client) Health(ctx context.Context) (*Health, error) {
-	var out Health
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/health", NoAuth: true}, &out); err != nil {
-		return nil, fmt.Errorf("checking health: %w", err)
-	}
-	return &out, nil
-}
-
-// JWKS is a JSON Web Key Set; the keys are kept raw for a JOSE library to parse.
-type JWKS struct {
-	Keys []json.RawMessage `json:"keys"`
-}
-
-// JWKS returns the keys ZeroID signs tokens with (GET /.well-known/jwks.json).
-func (c *Client) JWKS(ctx context.Context) (*JWKS, error) {
-	var out JWKS
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/.well-known/jwks.json", NoAuth: true}, &out); err != nil {
-		return nil, fmt.Errorf("fetching JWKS: %w", err)
 	}
 	return &out, nil
 }
