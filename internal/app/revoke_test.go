@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +221,101 @@ func TestRateLimitedRevocationIsDelayedNotLost(t *testing.T) {
 	}
 	if n := s.scalar(`SELECT count(*) FROM revocations WHERE trigger = 'user.banned' AND outcome = 'done'`); n != int64(1+2+1) {
 		t.Fatalf("revocations done: %v, want list + 2 sessions + offboard", n)
+	}
+}
+
+// Revocation is the security promise: a Clerk user who owns two agents is deleted, and once the
+// revocation jobs are done, at ZeroID (whose fake models the real semantics: a signal revokes the
+// tokens held now, only deactivation refuses the API key) none of the agents' tokens is active and
+// neither agent can mint a new one, with offboarding (the default) or deactivation. With the
+// signal-only action the old tokens die but the keys go on minting, as documented.
+func TestUserDeletedLosesAgentAccess(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy   string
+		canMint  bool
+		mutation string
+	}{
+		{"{zeroid: agents}", false, "identity.offboard"},
+		{"{zeroid: agents, zeroid_action: deactivate}", false, "identity.deactivate"},
+		{"{zeroid: agents, zeroid_action: signal}", true, "signal.ingest"},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			s, c, z := revocationStack(t, tc.policy)
+			ctx := context.Background()
+			p := newPerson(t, c, z, "leaver")
+			var tokens []string
+			for _, agent := range p.agents {
+				key, err := z.IssueAPIKey(agent)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := z.MintToken(key, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tokens = append(tokens, tok)
+			}
+			if err := c.FlushWebhooks(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.eventually("the user in the mirror", func() bool { return s.scalar(`SELECT count(*) FROM users WHERE id = $1`, p.id) == int64(1) })
+
+			if err := c.DeleteUser(p.id); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.FlushWebhooks(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.eventually("the agents' revocation", func() bool { return len(z.MutationsOf(tc.mutation)) > 0 })
+			s.quiescent()
+			for i, agent := range p.agents {
+				if z.TokenActive(tokens[i]) {
+					t.Errorf("agent %s: the token minted before the deletion is still active", agent)
+				}
+				if got := z.CanMint(agent); got != tc.canMint {
+					t.Errorf("agent %s: can mint a new token = %v, want %v", agent, got, tc.canMint)
+				}
+			}
+			if n := s.scalar(`SELECT count(*) FROM revocations WHERE trigger = 'user.deleted' AND outcome = 'failed'`); n != int64(0) {
+				t.Fatalf("%v revocations failed", n)
+			}
+		})
+	}
+}
+
+// A ZeroID source whose base_url is wrong answers every call with a route 404: the revocation is
+// recorded failed (never "already done"), and the worker's readiness names the source.
+func TestMisconfiguredTargetFailsLoudly(t *testing.T) {
+	t.Parallel()
+	clerkFake := startClerk(t, clerkfake.Options{Seed: 13})
+	zero := zeroidfake.New(zeroidfake.Options{Seed: 14})
+	zero.Start()
+	t.Cleanup(zero.Close)
+	account, project := zero.Tenant()
+	for _, action := range []string{"offboard", "deactivate"} {
+		t.Run(action, func(t *testing.T) {
+			sources := "[" + clerkSource(clerkFake, ", revocation: {sessions: false, zeroid: agents, zeroid_action: "+action+"}") +
+				fmt.Sprintf(`, {name: agents, kind: zeroid, api: {base_url: %q, account_id: %q, project_id: %q}}]`,
+					zero.URL()+"/not-zeroid", account, project)
+			s := startStack(t, withSources(sources))
+			u := clerkFake.CreateUser(clerkfake.User{FirstName: "Eve", Email: "eve-" + action + "@example.com"})
+			zero.CreateIdentity(zeroidfake.Identity{Name: "eve-agent", IdentityType: "agent", OwnerUserID: u.ID})
+			s.send(clerkEvent("user.created", 1700000001, clerkUser(u.ID, "Eve", 1700000001000, false)))
+			s.send(clerkEvent("user.deleted", 1700000002, map[string]any{"object": "user", "id": u.ID, "deleted": true}))
+			s.quiescent()
+			var outcome, detail string
+			if err := s.pool.QueryRow(context.Background(), `SELECT outcome, detail FROM revocations WHERE user_id = $1`, u.ID).Scan(&outcome, &detail); err != nil {
+				t.Fatal(err)
+			}
+			if outcome != "failed" || !strings.Contains(detail, "404") {
+				t.Fatalf("revocation recorded %s (%s), want failed with the 404", outcome, detail)
+			}
+			err := s.worker.Ready(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "agents:") || !strings.Contains(err.Error(), "base_url") {
+				t.Fatalf("readiness = %v, want it to name the misconfigured source", err)
+			}
+		})
 	}
 }
