@@ -2,7 +2,7 @@
 // APIs for demos, manual testing and benchmarks, and signs and sends sample webhooks as those
 // IdPs do.
 //
-//	fakeidp serve -addr 127.0.0.1:8090 -seed-users 1000 -seed-orgs 10
+//	fakeidp serve -addr 127.0.0.1:8090 -seed-users 1000 -seed-orgs 10   (Clerk on :8090, Zitadel :8091, AuthPI :8092, ZeroID :8093)
 //	fakeidp send -provider clerk -url http://127.0.0.1:8080/webhooks/clerk-demo -secret whsec_… -type user.created
 package main
 
@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,7 +69,8 @@ type webhookFlags struct{ url, secret, scheme string }
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakeidp serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", orEnv(getenv, "FAKEIDP_ADDR", "127.0.0.1:8090"), "listen address (env FAKEIDP_ADDR); :0 picks a free port")
+	addr := fs.String("addr", orEnv(getenv, "FAKEIDP_ADDR", "127.0.0.1:8090"),
+		"listen address of the first fake (env FAKEIDP_ADDR); each fake is served at the root of its own port, as the real service is: Clerk on this port, Zitadel, AuthPI and ZeroID on the next three (port 0: free ports)")
 	seed := fs.Uint64("seed", 1, "seed of the generated data; the same seed gives the same ids")
 	users := fs.Int("seed-users", 1000, "users per provider (identities for ZeroID)")
 	orgs := fs.Int("seed-orgs", 10, "organizations per provider")
@@ -128,18 +130,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("writing the Zitadel key file: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", *addr)
+	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", *addr, err)
+		return fmt.Errorf("-addr %q: %w", *addr, err)
 	}
-	root := "http://" + ln.Addr().String()
-	zitadel.SetIssuer(root + "/zitadel")
-	mux := http.NewServeMux()
-	mux.Handle("/clerk/", http.StripPrefix("/clerk", clerk.Handler()))
-	mux.Handle("/zitadel/", http.StripPrefix("/zitadel", zitadel.Handler()))
-	mux.Handle("/authpi/", http.StripPrefix("/authpi", authpi.Handler()))
-	mux.Handle("/zeroid/", http.StripPrefix("/zeroid", zeroid.Handler()))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	first, err := strconv.Atoi(port)
+	if err != nil || first < 0 || first > 65532 {
+		return fmt.Errorf("-addr %q: the port must be a number from 0 to 65532", *addr)
+	}
+	handlers := []http.Handler{clerk.Handler(), zitadel.Handler(), authpi.Handler(), zeroid.Handler()}
+	roots := make([]string, len(handlers))
+	servers := make([]*http.Server, len(handlers))
+	listeners := make([]net.Listener, len(handlers))
+	for i := range handlers {
+		p := 0
+		if first != 0 {
+			p = first + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			for _, l := range listeners[:i] {
+				l.Close()
+			}
+			return fmt.Errorf("listening: %w", err)
+		}
+		listeners[i], roots[i] = ln, "http://"+ln.Addr().String()
+		servers[i] = &http.Server{Handler: handlers[i], ReadHeaderTimeout: 10 * time.Second}
+	}
+	zitadel.SetIssuer(roots[1])
 
 	zid, zsecret := zitadel.ClientCredentials()
 	akey, asecret := authpi.APIKey()
@@ -151,29 +169,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("issuing the ZeroID demo key: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "fakeidp listening on %s (%d users, %d organizations per provider, seed %d)\n", root, *users, *orgs, *seed)
-	fmt.Fprintf(stdout, "clerk    base_url=%s/clerk/v1 secret_key=%s\n", root, clerk.SecretKey())
-	fmt.Fprintf(stdout, "zitadel  base_url=%s/zitadel pat=%s client_id=%s client_secret=%s", root, zitadel.PAT(), zid, zsecret)
+	fmt.Fprintf(stdout, "fakeidp serving four fakes (%d users, %d organizations per provider, seed %d)\n", *users, *orgs, *seed)
+	fmt.Fprintf(stdout, "clerk    base_url=%s/v1 secret_key=%s\n", roots[0], clerk.SecretKey())
+	fmt.Fprintf(stdout, "zitadel  base_url=%s pat=%s client_id=%s client_secret=%s", roots[1], zitadel.PAT(), zid, zsecret)
 	if *keyFile != "" {
 		fmt.Fprintf(stdout, " key_file=%s", *keyFile)
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintf(stdout, "authpi   base_url=%s/authpi api_key_id=%s api_key_secret=%s account_id=%s issuer_id=%s\n", root, akey, asecret, authpi.AccountID(), authpi.IssuerIDs()[0])
-	fmt.Fprintf(stdout, "zeroid   base_url=%s/zeroid account_id=%s project_id=%s client_id=%s client_secret=%s api_key=%s\n", root, acc, proj, zeroidClient, zeroidSecret, zkey)
+	fmt.Fprintf(stdout, "authpi   base_url=%s api_key_id=%s api_key_secret=%s account_id=%s issuer_id=%s\n", roots[2], akey, asecret, authpi.AccountID(), authpi.IssuerIDs()[0])
+	fmt.Fprintf(stdout, "zeroid   base_url=%s account_id=%s project_id=%s client_id=%s client_secret=%s api_key=%s\n", roots[3], acc, proj, zeroidClient, zeroidSecret, zkey)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
+		serveErr = fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdown); err != nil && serveErr == nil {
+			serveErr = fmt.Errorf("shutting down: %w", err)
+		}
 	}
-	return nil
+	return serveErr
 }
 
 func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
