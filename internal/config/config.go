@@ -136,7 +136,9 @@ type Source struct {
 //	clerk:   secret_key
 //	zitadel: base_url and one of token (a PAT), client_id with client_secret, or key_file
 //	authpi:  key_id, key_secret, issuer_id (account_id is looked up when empty)
-//	zeroid:  base_url, account_id, project_id, token (the admin token, when the server wants one)
+//	zeroid:  base_url, account_id, project_id; client_id and client_secret (an OAuth client, for token
+//	         introspection and revocation); actor; token only when a gateway in front of /api/v1
+//	         wants a bearer token (ZeroID itself has no admin authentication)
 type API struct {
 	// BaseURL is the API root. Defaults to the IdP's public API (clerk, authpi); required for
 	// zitadel (the instance URL) and zeroid.

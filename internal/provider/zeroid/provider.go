@@ -1,7 +1,6 @@
 package zeroid
 
 import (
-	"cmp"
 	"errors"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -39,7 +38,7 @@ func checkSettings(s provider.APISettings) error {
 
 func connect(s provider.APISettings) (*provider.Connection, error) {
 	c, err := New(Config{BaseURL: s.BaseURL, AccountID: s.AccountID, ProjectID: s.ProjectID, AdminToken: s.Token,
-		UserID: cmp.Or(s.Actor, DefaultUserID), ClientID: s.ClientID, ClientSecret: s.ClientSecret,
+		UserID: s.Actor, ClientID: s.ClientID, ClientSecret: s.ClientSecret,
 		HTTPClient: s.HTTPClient, UserAgent: s.UserAgent, Limiter: s.Limiter, Logger: s.Logger})
 	if err != nil {
 		return nil, err
