@@ -148,6 +148,7 @@ func runPrism(t *testing.T, bin, spec string, output *syncBuffer) string {
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
 	// Prism runs in its own process group, so that stopping it stops every process it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithTest(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	stdout, stdoutW := io.Pipe()
