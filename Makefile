@@ -20,6 +20,18 @@ run: ## run the whole pipeline locally: local Postgres, embedded NATS, receiver,
 test: ## run the test suite (needs Postgres at TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
+# Prism, the validating mock of the contract test, pinned in tools/prism/package-lock.json.
+PRISM_DIR := tools/prism
+PRISM     := $(PRISM_DIR)/node_modules/.bin/prism
+
+.PHONY: contract
+contract: $(PRISM) ## check the Clerk client against Clerk's published API spec with Prism (installs it with npm)
+	IDPSYNC_CONTRACT=require $(GO) test -count=1 -timeout 5m -run '^TestContract$$' ./internal/provider/clerk
+
+$(PRISM): $(PRISM_DIR)/package.json $(PRISM_DIR)/package-lock.json
+	npm ci --prefix $(PRISM_DIR) --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 .PHONY: bench
 bench: ## run the benchmarks and print the figures the README reports
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -126,10 +127,18 @@ func decodeError(_ int, _ http.Header, body []byte) *idpclient.APIError {
 type ListParams struct {
 	// Limit is the page size, 1–500. Iterators default to the client's PageSize.
 	Limit int
-	// Offset skips that many items.
+	// Offset skips that many items; it must not be negative.
 	Offset int
 	// OrderBy sorts the list, e.g. "+created_at" or "-updated_at". Empty uses Clerk's default.
 	OrderBy string
+}
+
+// check refuses what Clerk's spec does not allow: a negative offset (its minimum is 0).
+func (p ListParams) check() error {
+	if p.Offset < 0 {
+		return fmt.Errorf("offset %d is negative; Clerk's offsets start at 0: %w", p.Offset, idpclient.ErrValidation)
+	}
+	return nil
 }
 
 func (p ListParams) query(q url.Values, pageSize int) {
@@ -158,6 +167,24 @@ func offsetPages[T any](c *Client, path string, q url.Values, limit int, scoped 
 		more := len(out.Data) == limit && (!out.paged || int64(next) < out.TotalCount)
 		return out.Data, next, more, nil
 	}
+}
+
+// refused is the list of a call refused before it was sent: it yields err once.
+func refused[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
+}
+
+// pathID escapes an id for a path. Every id in Clerk's paths is required: an empty one would
+// make another request (GET /users/ lists users; DELETE /users/ is no route, whose 404 would read
+// as "already gone"), so it is refused.
+func pathID(name, id string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("%s is empty: %w", name, idpclient.ErrValidation)
+	}
+	return idpclient.PathEscape(id), nil
 }
 
 func cloneQuery(q url.Values) url.Values {

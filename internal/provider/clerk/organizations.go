@@ -25,6 +25,9 @@ func (c *Client) ListOrganizations(ctx context.Context, params *ListOrganization
 	if params == nil {
 		params = &ListOrganizationsParams{}
 	}
+	if err := params.check(); err != nil {
+		return refused[Organization](fmt.Errorf("listing organizations: %w", err))
+	}
 	q := url.Values{}
 	q.Set("order_by", orDefault(params.OrderBy, "+created_at"))
 	if params.Query != "" {
@@ -38,8 +41,12 @@ func (c *Client) ListOrganizations(ctx context.Context, params *ListOrganization
 
 // GetOrganization returns one organization by id or slug.
 func (c *Client) GetOrganization(ctx context.Context, idOrSlug string) (*Organization, error) {
+	id, err := pathID("idOrSlug", idOrSlug)
+	if err != nil {
+		return nil, fmt.Errorf("getting organization: %w", err)
+	}
 	var o Organization
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/organizations/" + idpclient.PathEscape(idOrSlug), NotFoundMeansGone: true}, &o); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/organizations/" + id, NotFoundMeansGone: true}, &o); err != nil {
 		return nil, fmt.Errorf("getting organization: %w", err)
 	}
 	return &o, nil
@@ -56,10 +63,15 @@ type ListOrganizationMembershipsParams struct {
 
 // ListOrganizationMemberships iterates over the memberships of one organization.
 func (c *Client) ListOrganizationMemberships(ctx context.Context, params *ListOrganizationMembershipsParams) iter.Seq2[OrganizationMembership, error] {
-	if params == nil || params.OrganizationID == "" {
-		return func(yield func(OrganizationMembership, error) bool) {
-			yield(OrganizationMembership{}, fmt.Errorf("listing organization memberships: OrganizationID is empty: %w", idpclient.ErrValidation))
-		}
+	if params == nil {
+		params = &ListOrganizationMembershipsParams{}
+	}
+	orgID, err := pathID("OrganizationID", params.OrganizationID)
+	if err == nil {
+		err = params.check()
+	}
+	if err != nil {
+		return refused[OrganizationMembership](fmt.Errorf("listing organization memberships: %w", err))
 	}
 	q := url.Values{}
 	q.Set("order_by", orDefault(params.OrderBy, "+created_at"))
@@ -69,6 +81,6 @@ func (c *Client) ListOrganizationMemberships(ctx context.Context, params *ListOr
 	for _, u := range params.UserIDs {
 		q.Add("user_id", u)
 	}
-	path := "/organizations/" + idpclient.PathEscape(params.OrganizationID) + "/memberships"
+	path := "/organizations/" + orgID + "/memberships"
 	return idpclient.Paginate(ctx, params.Offset, offsetPages[OrganizationMembership](c, path, q, c.limit(params.ListParams), true))
 }

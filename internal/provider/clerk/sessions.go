@@ -27,9 +27,10 @@ type ListSessionsParams struct {
 // inactive sessions, so the list is not a history.
 func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) iter.Seq2[Session, error] {
 	if params == nil || (params.UserID == "" && params.ClientID == "") {
-		return func(yield func(Session, error) bool) {
-			yield(Session{}, fmt.Errorf("listing sessions: set UserID or ClientID: %w", idpclient.ErrValidation))
-		}
+		return refused[Session](fmt.Errorf("listing sessions: set UserID or ClientID: %w", idpclient.ErrValidation))
+	}
+	if err := params.check(); err != nil {
+		return refused[Session](fmt.Errorf("listing sessions: %w", err))
 	}
 	q := url.Values{}
 	q.Set("paginated", "true")
@@ -47,8 +48,12 @@ func (c *Client) ListSessions(ctx context.Context, params *ListSessionsParams) i
 
 // RevokeSession revokes one session and returns it with status "revoked".
 func (c *Client) RevokeSession(ctx context.Context, sessionID string) (*Session, error) {
+	id, err := pathID("sessionID", sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("revoking session: %w", err)
+	}
 	var s Session
-	path := "/sessions/" + idpclient.PathEscape(sessionID) + "/revoke"
+	path := "/sessions/" + id + "/revoke"
 	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, NotFoundMeansGone: true}, &s); err != nil {
 		return nil, fmt.Errorf("revoking session: %w", err)
 	}

@@ -53,6 +53,9 @@ func (c *Client) ListUsersPage(ctx context.Context, params *ListUsersParams) ([]
 	if params == nil {
 		params = &ListUsersParams{}
 	}
+	if err := params.check(); err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
 	q := params.filters()
 	params.ListParams.query(q, c.pageSize)
 	var users []User
@@ -68,6 +71,9 @@ func (c *Client) ListUsersPage(ctx context.Context, params *ListUsersParams) ([]
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams) iter.Seq2[User, error] {
 	if params == nil {
 		params = &ListUsersParams{}
+	}
+	if err := params.check(); err != nil {
+		return refused[User](fmt.Errorf("listing users: %w", err))
 	}
 	q := params.filters()
 	limit := c.limit(params.ListParams)
@@ -96,8 +102,12 @@ func (c *Client) CountUsers(ctx context.Context, params *ListUsersParams) (int64
 
 // GetUser returns one user.
 func (c *Client) GetUser(ctx context.Context, userID string) (*User, error) {
+	id, err := pathID("userID", userID)
+	if err != nil {
+		return nil, fmt.Errorf("getting user: %w", err)
+	}
 	var u User
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &u); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/users/" + id, NotFoundMeansGone: true}, &u); err != nil {
 		return nil, fmt.Errorf("getting user: %w", err)
 	}
 	return &u, nil
@@ -125,8 +135,12 @@ func (c *Client) UnlockUser(ctx context.Context, userID string) (*User, error) {
 }
 
 func (c *Client) userAction(ctx context.Context, userID, action string) (*User, error) {
+	id, err := pathID("userID", userID)
+	if err != nil {
+		return nil, fmt.Errorf("%s user: %w", action, err)
+	}
 	var u User
-	path := "/users/" + idpclient.PathEscape(userID) + "/" + action
+	path := "/users/" + id + "/" + action
 	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodPost, Path: path, NotFoundMeansGone: true}, &u); err != nil {
 		return nil, fmt.Errorf("%s user: %w", action, err)
 	}
@@ -135,8 +149,12 @@ func (c *Client) userAction(ctx context.Context, userID, action string) (*User, 
 
 // DeleteUser deletes a user. A second delete answers ErrNotFound.
 func (c *Client) DeleteUser(ctx context.Context, userID string) (*DeletedObject, error) {
+	id, err := pathID("userID", userID)
+	if err != nil {
+		return nil, fmt.Errorf("deleting user: %w", err)
+	}
 	var d DeletedObject
-	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/users/" + idpclient.PathEscape(userID), NotFoundMeansGone: true}, &d); err != nil {
+	if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodDelete, Path: "/users/" + id, NotFoundMeansGone: true}, &d); err != nil {
 		return nil, fmt.Errorf("deleting user: %w", err)
 	}
 	return &d, nil
