@@ -43,6 +43,8 @@ var (
 	ErrLimit = errors.New("limit reached")
 	// ErrTooSoon: a verification was requested less than min_verification_interval ago.
 	ErrTooSoon = errors.New("too soon")
+	// ErrNotPoll: a poll on a stream that delivers by push.
+	ErrNotPoll = errors.New("the stream delivers by push, not poll")
 )
 
 // Stream is a stream as stored.

@@ -225,6 +225,8 @@ func (c *call) failErr(err error) {
 		c.fail(http.StatusBadRequest, "invalid_request", br.msg)
 	case errors.As(err, &mbe):
 		c.fail(http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("the body is larger than %d bytes", c.t.cfg.Limits.MaxBodyBytes))
+	case errors.Is(err, ErrNotPoll):
+		c.fail(http.StatusBadRequest, "invalid_request", "this stream delivers by push (urn:ietf:rfc:8935); it cannot be polled")
 	case errors.Is(err, ErrNotFound):
 		c.fail(http.StatusNotFound, "not_found", "there is no such stream for this receiver")
 	case errors.Is(err, ErrLimit):
