@@ -670,7 +670,8 @@ func (c *call) poll() {
 			c.failErr(err)
 			return
 		}
-		if len(res.SETs) > 0 || req.ReturnImmediately || max == 0 || time.Now().Add(wait).After(deadline) {
+		remaining := time.Until(deadline)
+		if len(res.SETs) > 0 || req.ReturnImmediately || max == 0 || remaining <= 0 {
 			if res.SETs == nil {
 				res.SETs = map[string]string{}
 			}
@@ -681,7 +682,7 @@ func (c *call) poll() {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(min(wait, remaining)):
 		}
 		wait = min(2*wait, time.Second)
 	}

@@ -350,14 +350,9 @@ func AckSSFSETs(ctx context.Context, db DBTX, id string, acks []string, errs map
 // pending ones, and delivered ones unacknowledged for longer than redeliver. Rows another poll
 // holds are skipped.
 func NextSSFSETs(ctx context.Context, db DBTX, id string, limit int, redeliver time.Duration) ([]SSFSET, error) {
-	rows, err := db.Query(ctx, `
-		(SELECT `+ssfSETColumns+` FROM ssf_sets WHERE stream_id = $1 AND state = 'pending'
-		 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-		UNION ALL
-		(SELECT `+ssfSETColumns+` FROM ssf_sets WHERE stream_id = $1 AND state = 'delivered'
-		   AND delivered_at < now() - $3::interval
-		 ORDER BY delivered_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		ORDER BY id LIMIT $2`, id, limit, redeliver)
+	rows, err := db.Query(ctx, `SELECT `+ssfSETColumns+` FROM ssf_sets
+		WHERE stream_id = $1 AND (state = 'pending' OR (state = 'delivered' AND delivered_at < now() - $3::interval))
+		ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, id, limit, redeliver)
 	if err != nil {
 		return nil, fmt.Errorf("reading SETs to poll: %w", err)
 	}
