@@ -868,3 +868,52 @@ func TestSSFChangeHook(t *testing.T) {
 	}
 	_ = ctx
 }
+
+// FuzzSSFManagementAPI sends arbitrary JSON to every management and poll endpoint: nothing a
+// receiver sends may make the transmitter fail (5xx), and every refusal has the error shape.
+func FuzzSSFManagementAPI(f *testing.F) {
+	h := newHarness(f, func(c *ssf.Config) { c.Poll.Wait = 10 * time.Millisecond })
+	var stream ssf.StreamConfig
+	if st := h.call("POST", "/ssf/stream", tokenA, map[string]any{"events_requested": ssf.EventTypes}, &stream); st != 201 {
+		f.Fatalf("create: %d", st)
+	}
+	seeds := []string{
+		`{}`, `{"stream_id":"$ID"}`, `{"stream_id":"$ID","status":"paused","reason":"x"}`,
+		`{"stream_id":"$ID","subject":{"format":"email","email":"a@example.com"},"verified":true}`,
+		`{"stream_id":"$ID","subject":{"format":"complex","user":{"format":"iss_sub","iss":"https://i","sub":"s"},"session":{"format":"opaque","id":"x"}}}`,
+		`{"stream_id":"$ID","state":"s"}`, `{"maxEvents":3,"returnImmediately":true,"ack":["x"],"setErrs":{"y":{"err":"e","description":"d"}}}`,
+		`{"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"https://rp.example.com/e","authorization_header":"Bearer t"},"events_requested":["x"],"description":"d"}`,
+		`{"stream_id":"$ID","aud":["a","b"],"events_delivered":null,"delivery":{"method":"urn:ietf:rfc:8936"}}`,
+		`null`, `[1,2]`, `"x"`, `{"stream_id":1e400}`, "{\"description\":\"\xff\"}",
+	}
+	for i, s := range seeds {
+		f.Add(uint8(i), s)
+	}
+	endpoints := []struct{ method, path string }{
+		{"POST", "/ssf/stream"}, {"PATCH", "/ssf/stream"}, {"PUT", "/ssf/stream"}, {"POST", "/ssf/status"},
+		{"POST", "/ssf/subjects:add"}, {"POST", "/ssf/subjects:remove"}, {"POST", "/ssf/verify"}, {"POST", "/ssf/poll/" + stream.StreamID},
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body string) {
+		e := endpoints[int(which)%len(endpoints)]
+		req, _ := http.NewRequest(e.method, h.url+e.path, strings.NewReader(strings.ReplaceAll(body, "$ID", stream.StreamID)))
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode >= 500 {
+			t.Fatalf("%s %s %q: %d %s", e.method, e.path, body, res.StatusCode, raw)
+		}
+		if res.StatusCode >= 400 {
+			var se ssf.SETError
+			if json.Unmarshal(raw, &se) != nil || se.Err == "" {
+				t.Fatalf("%s %s: refusal %d %q lacks {err, description}", e.method, e.path, res.StatusCode, raw)
+			}
+		}
+		if res.StatusCode < 300 && len(raw) > 0 && !json.Valid(raw) {
+			t.Fatalf("%s %s: success with invalid JSON %q", e.method, e.path, raw)
+		}
+	})
+}
