@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/idpsync/idpsync/internal/ssf"
@@ -299,7 +298,7 @@ func (s *SSF) SessionRevoked(ctx context.Context, tx pgx.Tx, source, userID, ses
 // A paused stream holds its SETs for as long as it stays paused; stream-updated events go out
 // whatever the status, since SSF requires them before a stream stops.
 func (s *SSF) push(ctx context.Context, job *river.Job[PushSETArgs]) error {
-	set, err := store.GetSSFSET(ctx, s.pool, job.Args.SETID)
+	set, st, err := store.GetSSFSET(ctx, s.pool, job.Args.SETID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the stream was deleted, and its SETs with it
 	}
@@ -308,13 +307,6 @@ func (s *SSF) push(ctx context.Context, job *river.Job[PushSETArgs]) error {
 	}
 	if set.State != store.SETPending {
 		return nil // settled by an earlier attempt, a poll, or a disable
-	}
-	st, err := store.SSFStreamByID(ctx, s.pool, set.StreamID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
 	}
 	var cfg ssf.StreamConfig
 	if err := json.Unmarshal(st.Config, &cfg); err != nil {
@@ -328,7 +320,7 @@ func (s *SSF) push(ctx context.Context, job *river.Job[PushSETArgs]) error {
 	case st.Status == ssf.StatusPaused && !always:
 		return river.JobSnooze(s.cfg.Push.PausedRecheck)
 	case st.Status == ssf.StatusDisabled && !always:
-		return s.settle(ctx, job, set, store.SETFailed, "", "dropped: the stream is disabled", nil)
+		return s.settle(ctx, set, store.SETFailed, "", "dropped: the stream is disabled", nil)
 	}
 	jwt, err := s.signer.Sign(set.Claims)
 	if err != nil {
@@ -338,7 +330,7 @@ func (s *SSF) push(ctx context.Context, job *river.Job[PushSETArgs]) error {
 	err = s.pusher.Push(ctx, cfg.Delivery, jwt)
 	s.metrics.pushSeconds.Observe(time.Since(start).Seconds())
 	if err == nil {
-		return s.settle(ctx, job, set, store.SETDelivered, jwt, "", nil)
+		return s.settle(ctx, set, store.SETDelivered, jwt, "", nil)
 	}
 	var pe *ssf.PushError
 	permanent := errors.As(err, &pe) && pe.Permanent
@@ -346,30 +338,20 @@ func (s *SSF) push(ctx context.Context, job *river.Job[PushSETArgs]) error {
 	case ctx.Err() != nil:
 		return ctx.Err() // shutting down or timed out: River retries
 	case permanent:
-		return s.settle(ctx, job, set, store.SETFailed, jwt, err.Error(), river.JobCancel(err))
+		return s.settle(ctx, set, store.SETFailed, jwt, err.Error(), river.JobCancel(err))
 	case job.Attempt >= job.MaxAttempts:
-		return s.settle(ctx, job, set, store.SETFailed, jwt, fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err), err)
+		return s.settle(ctx, set, store.SETFailed, jwt, fmt.Sprintf("gave up after %d attempts: %v", job.Attempt, err), err)
 	}
 	s.logger.Warn("ssf push failed; retrying", "stream_id", set.StreamID, "jti", set.JTI, "attempt", job.Attempt, "error", err)
 	s.metrics.pushed.WithLabelValues("retried").Inc()
 	return err
 }
 
-// settle records the SET's outcome and, unless final is an error, completes the job, in one
-// transaction.
-func (s *SSF) settle(ctx context.Context, job *river.Job[PushSETArgs], set store.SSFSET, state, jwt, detail string, final error) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := store.SettleSSFSET(ctx, tx, set.ID, state, jwt, detail); err != nil {
-			return err
-		}
-		if final == nil {
-			if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-				return fmt.Errorf("completing job: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+// settle records the SET's outcome and returns final. The job completes through River (not in
+// a transaction with the record): a crash between the two runs the job again, which finds the
+// SET settled and does nothing, and River's batched completion saves a transaction per SET.
+func (s *SSF) settle(ctx context.Context, set store.SSFSET, state, jwt, detail string, final error) error {
+	if _, err := store.SettleSSFSET(ctx, s.pool, set.ID, state, jwt, detail); err != nil {
 		return err
 	}
 	outcome := state

@@ -69,6 +69,12 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 
 func newHarness(t testing.TB, change func(*ssf.Config)) *harness {
 	t.Helper()
+	return startHarness(t, change, true)
+}
+
+// startHarness is newHarness, with River working the ssf queue only when work is set.
+func startHarness(t testing.TB, change func(*ssf.Config), work bool) *harness {
+	t.Helper()
 	pool, schema := storetest.NewSchema(t)
 	srv := httptest.NewUnstartedServer(nil)
 	cfg := ssf.Config{
@@ -97,7 +103,7 @@ func newHarness(t testing.TB, change func(*ssf.Config)) *harness {
 	workers := river.NewWorkers()
 	s.Register(workers)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:      map[string]river.QueueConfig{handlers.QueueSSF: {MaxWorkers: 20, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond}},
+		Queues:      map[string]river.QueueConfig{handlers.QueueSSF: {MaxWorkers: 10, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond}},
 		Workers:     workers,
 		Schema:      schema,
 		RetryPolicy: fastRetry{},
@@ -114,6 +120,10 @@ func newHarness(t testing.TB, change func(*ssf.Config)) *harness {
 	srv.Config.Handler = tr.Handler()
 	srv.Start()
 	t.Cleanup(srv.Close)
+	h := &harness{t: t, pool: pool, cfg: cfg, ssf: s, river: client, url: cfg.Issuer}
+	if !work {
+		return h
+	}
 	if err := client.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +132,7 @@ func newHarness(t testing.TB, change func(*ssf.Config)) *harness {
 		defer cancel()
 		_ = client.Stop(ctx)
 	})
-	return &harness{t: t, pool: pool, cfg: cfg, ssf: s, river: client, url: cfg.Issuer}
+	return h
 }
 
 // call makes an API call with token and decodes a JSON answer into out (when not nil).

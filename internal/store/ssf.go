@@ -300,13 +300,21 @@ func scanSSFSET(row pgx.Row) (SSFSET, error) {
 	return s, err
 }
 
-// GetSSFSET returns the SET id; ErrNotFound when it is gone (its stream was deleted).
-func GetSSFSET(ctx context.Context, db DBTX, id int64) (SSFSET, error) {
-	s, err := scanSSFSET(db.QueryRow(ctx, `SELECT `+ssfSETColumns+` FROM ssf_sets WHERE id = $1`, id))
+// GetSSFSET returns the SET id with its stream, in one round trip; ErrNotFound when it is gone
+// (its stream was deleted).
+func GetSSFSET(ctx context.Context, db DBTX, id int64) (SSFSET, SSFStream, error) {
+	var set SSFSET
+	var st SSFStream
+	err := db.QueryRow(ctx, `SELECT s.id, s.stream_id, s.jti, s.event_type, s.claims, coalesce(s.jwt, ''), s.state, coalesce(s.detail, ''),
+		       st.id, st.owner, st.config, st.aud, st.events_delivered, st.delivery_method, st.default_subjects, st.status,
+		       coalesce(st.reason, ''), st.created_at
+		FROM ssf_sets s JOIN ssf_streams st ON st.id = s.stream_id WHERE s.id = $1`, id).Scan(
+		&set.ID, &set.StreamID, &set.JTI, &set.EventType, &set.Claims, &set.JWT, &set.State, &set.Detail,
+		&st.ID, &st.Owner, &st.Config, &st.Aud, &st.EventsDelivered, &st.Method, &st.DefaultSubjects, &st.Status, &st.Reason, &st.CreatedAt)
 	if err != nil {
-		return s, fmt.Errorf("reading SET %d: %w", id, interpretError(err))
+		return set, st, fmt.Errorf("reading SET %d: %w", id, interpretError(err))
 	}
-	return s, nil
+	return set, st, nil
 }
 
 // SettleSSFSET records the outcome of a push: state delivered or failed, the signed SET that was
