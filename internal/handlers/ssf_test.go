@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -73,7 +75,7 @@ func newHarness(t testing.TB, change func(*ssf.Config)) *harness {
 }
 
 // startHarness is newHarness, with River working the ssf queue only when work is set.
-func startHarness(t testing.TB, change func(*ssf.Config), work bool) *harness {
+func startHarness(t testing.TB, change func(*ssf.Config), work bool, register ...func(*river.Workers, *handlers.SSF, *pgxpool.Pool)) *harness {
 	t.Helper()
 	pool, schema := storetest.NewSchema(t)
 	srv := httptest.NewUnstartedServer(nil)
@@ -102,8 +104,14 @@ func startHarness(t testing.TB, change func(*ssf.Config), work bool) *harness {
 	}
 	workers := river.NewWorkers()
 	s.Register(workers)
+	for _, r := range register {
+		r(workers, s, pool)
+	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:      map[string]river.QueueConfig{handlers.QueueSSF: {MaxWorkers: 10, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond}},
+		Queues: map[string]river.QueueConfig{
+			handlers.QueueSSF:    {MaxWorkers: 10, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond},
+			handlers.QueueRevoke: {MaxWorkers: 2, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond},
+		},
 		Workers:     workers,
 		Schema:      schema,
 		RetryPolicy: fastRetry{},
@@ -926,4 +934,41 @@ func FuzzSSFManagementAPI(f *testing.F) {
 			t.Fatalf("%s %s: success with invalid JSON %q", e.method, e.path, raw)
 		}
 	})
+}
+
+// sessions is an IdP's session API that revokes whatever it is asked to.
+type sessions struct{}
+
+func (sessions) ActiveSessions(context.Context, string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {}
+}
+func (sessions) RevokeSession(context.Context, string) error { return nil }
+
+// TestSSFSessionRevokedByRevocationJob: a session the revocation policy revoked is told to the
+// receivers as CAEP session-revoked, from the revocation job's transaction.
+func TestSSFSessionRevokedByRevocationJob(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, nil, true, func(w *river.Workers, s *handlers.SSF, pool *pgxpool.Pool) {
+		m, err := handlers.NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rw := handlers.NewRevokeWorkers(pool, handlers.IdPs{Sessions: map[string]handlers.SessionRevoker{"clerk": sessions{}}}, slog.New(slog.DiscardHandler), m)
+		rw.OnSessionRevoked(s.SessionRevoked)
+		rw.Register(w)
+	})
+	r := h.receiver()
+	h.pushStream(r, ssf.TypeSessionRevoked)
+	_, err := h.river.Insert(context.Background(), handlers.RevokeSessionArgs{SessionID: "sess_42",
+		RevokeMeta: handlers.RevokeMeta{Source: "clerk", UserID: "user_1", Trigger: "user.banned", TriggeredAt: time.Now()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.WaitAccepted(t, 1, 5*time.Second)
+	sub := got[0].Claims["sub_id"].(map[string]any)
+	body := got[0].Claims["events"].(map[string]any)[ssf.TypeSessionRevoked].(map[string]any)
+	if sub["session"].(map[string]any)["id"] != "sess_42" || sub["user"].(map[string]any)["sub"] != "user_1" ||
+		body["initiating_entity"] != "policy" || body["reason_admin"].(map[string]any)["en"] != "user.banned at clerk" {
+		t.Errorf("session-revoked = %v", got[0].Claims)
+	}
 }
