@@ -72,9 +72,38 @@ func NewSSF(cfg ssf.Config, pool *pgxpool.Pool, signer *ssf.Signer, logger *slog
 // transmitter's HTTP API). Within a job, Emit uses the job's client.
 func (s *SSF) UseJobs(jobs JobInserter) { s.jobs = jobs }
 
-// Register adds the push worker to workers. Its queue, QueueSSF, needs a QueueConfig.
+// Register adds the push and prune workers to workers. Their queue, QueueSSF, needs a
+// QueueConfig; PrunePeriodicJob schedules the prune.
 func (s *SSF) Register(workers *river.Workers) {
 	river.AddWorker(workers, river.WorkFunc(s.push))
+	river.AddWorker(workers, river.WorkFunc(s.prune))
+}
+
+// PruneSETsArgs deletes the settled SETs older than the configured retention.
+type PruneSETsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PruneSETsArgs) Kind() string { return "idpsync.ssf.prune" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PruneSETsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSSF, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+// PrunePeriodicJob runs PruneSETsArgs hourly (on River's leader).
+func PrunePeriodicJob() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+		func() (river.JobArgs, *river.InsertOpts) { return PruneSETsArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "ssf:prune", RunOnStart: true})
+}
+
+func (s *SSF) prune(ctx context.Context, _ *river.Job[PruneSETsArgs]) error {
+	n, err := store.PruneSSFSETs(ctx, s.pool, time.Now().Add(-s.cfg.Retention))
+	if err != nil {
+		return err
+	}
+	s.logger.Info("ssf SETs pruned", "deleted", n, "retention", s.cfg.Retention.String())
+	return nil
 }
 
 // PushSETArgs pushes one recorded SET to its stream's receiver.

@@ -55,7 +55,9 @@ func BenchmarkSSFPush(b *testing.B) {
 		round++
 	}
 	slices.Sort(latencies)
-	q := func(p float64) float64 { return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000 }
+	q := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(float64(round*n)/elapsed.Seconds(), "SETs/s")
 	b.ReportMetric(q(0.50), "p50_ms")
 	b.ReportMetric(q(0.99), "p99_ms")

@@ -478,9 +478,10 @@ func TestSSFPauseResume(t *testing.T) {
 		}
 	}
 	status("enabled")
-	got := r.WaitAccepted(t, 3, 5*time.Second)
+	r.WaitAccepted(t, 3, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	if got = r.Accepted(); len(got) != 3 {
+	got := r.Accepted()
+	if len(got) != 3 {
 		t.Fatalf("after resume the receiver got %d SETs, want exactly 3", len(got))
 	}
 	seen := map[string]bool{}
@@ -641,9 +642,9 @@ func TestSSFSubjects(t *testing.T) {
 		}
 		h.disable("user_x")
 		h.disable("user_y")
-		got := r.WaitAccepted(t, 1, 5*time.Second)
+		r.WaitAccepted(t, 1, 5*time.Second)
 		time.Sleep(200 * time.Millisecond)
-		if got = r.Accepted(); len(got) != 1 || got[0].Claims["sub_id"].(map[string]any)["sub"] != "user_y" {
+		if got := r.Accepted(); len(got) != 1 || got[0].Claims["sub_id"].(map[string]any)["sub"] != "user_y" {
 			t.Fatalf("after removing user_x the receiver got %d SETs", len(got))
 		}
 		if st := h.call("POST", "/ssf/subjects:add", tokenA, map[string]any{"stream_id": stream.StreamID, "subject": subject}, nil); st != 200 {
@@ -851,9 +852,9 @@ func TestSSFChangeHook(t *testing.T) {
 	applyUser(u) // already deleted: not applied, nothing
 
 	want := []string{ssf.TypeAccountDisabled, ssf.TypeAccountEnabled, ssf.TypeIdentifierChanged, ssf.TypeTokenClaimsChange, ssf.TypeAccountPurged}
-	got := r.WaitAccepted(t, len(want), 5*time.Second)
+	r.WaitAccepted(t, len(want), 5*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	got = r.Accepted()
+	got := r.Accepted()
 	byType := map[string]ssftest.Received{}
 	for _, g := range got {
 		byType[g.Type] = g
@@ -970,5 +971,41 @@ func TestSSFSessionRevokedByRevocationJob(t *testing.T) {
 	if sub["session"].(map[string]any)["id"] != "sess_42" || sub["user"].(map[string]any)["sub"] != "user_1" ||
 		body["initiating_entity"] != "policy" || body["reason_admin"].(map[string]any)["en"] != "user.banned at clerk" {
 		t.Errorf("session-revoked = %v", got[0].Claims)
+	}
+}
+
+// TestSSFPrune: settled SETs older than the retention are deleted; held ones never are.
+func TestSSFPrune(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	r := h.receiver()
+	push := h.pushStream(r)
+	var poll ssf.StreamConfig
+	if st := h.call("POST", "/ssf/stream", tokenA, map[string]any{"events_requested": ssf.EventTypes}, &poll); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	h.disable("user_1")
+	got := r.WaitAccepted(t, 1, 5*time.Second)
+	h.waitState(push.StreamID, got[0].JTI, "delivered")
+	h.disable("user_2")
+	ctx := context.Background()
+	if _, err := h.pool.Exec(ctx, `UPDATE ssf_sets SET created_at = now() - interval '8 days' WHERE claims->'sub_id'->>'sub' = 'user_1'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(ctx, `UPDATE ssf_sets SET created_at = now() - interval '8 days' WHERE stream_id = $1`, poll.StreamID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.river.Insert(ctx, handlers.PruneSETsArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{push.StreamID: 1, poll.StreamID: 2} // push: user_2's, recent; poll: both held
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		a, b := len(h.setStates(push.StreamID)), len(h.setStates(poll.StreamID))
+		if a == want[push.StreamID] && b == want[poll.StreamID] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the prune: %d SETs on the push stream, %d on the poll stream; want %v", a, b, want)
+		}
 	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	Poll PollConfig `yaml:"poll"`
 	// Limits bound what receivers may send and hold.
 	Limits Limits `yaml:"limits"`
+	// Retention is how long settled SETs (delivered by push, acknowledged, failed) stay in the
+	// outbox before the periodic prune deletes them; held SETs are never pruned. Default 168h.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // KeyFile is one signing key.
@@ -145,6 +148,7 @@ func (c *Config) ApplyDefaults() {
 	c.Limits.MaxStreams = cmpOr(c.Limits.MaxStreams, 10)
 	c.Limits.MaxSubjects = cmpOr(c.Limits.MaxSubjects, 100000)
 	c.Limits.MinVerificationInterval = cmpOr(c.Limits.MinVerificationInterval, 10*time.Second)
+	c.Retention = cmpOr(c.Retention, 7*24*time.Hour)
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -254,6 +258,9 @@ func (c Config) validate() error {
 	}
 	if c.Limits.MaxSubjects < 1 {
 		bad("limits.max_subjects", "must be at least 1 (default 100000)")
+	}
+	if c.Retention < time.Hour {
+		bad("retention", "%s is too short; keep settled SETs at least 1h, for audit (default 168h)", c.Retention)
 	}
 	if c.Limits.MinVerificationInterval < 0 {
 		bad("limits.min_verification_interval", "must not be negative (default 10s)")

@@ -88,8 +88,11 @@ func TestPush(t *testing.T) {
 	var lastReq atomic.Pointer[http.Request]
 	var lastBody atomic.Value
 	answers := map[string]func(http.ResponseWriter){
-		"/ok":       func(w http.ResponseWriter) { w.WriteHeader(202) },
-		"/refused":  func(w http.ResponseWriter) { w.WriteHeader(400); _, _ = io.WriteString(w, `{"err":"invalid_key","description":"unknown kid"}`) },
+		"/ok": func(w http.ResponseWriter) { w.WriteHeader(202) },
+		"/refused": func(w http.ResponseWriter) {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, `{"err":"invalid_key","description":"unknown kid"}`)
+		},
 		"/gone":     func(w http.ResponseWriter) { w.WriteHeader(404) },
 		"/down":     func(w http.ResponseWriter) { w.WriteHeader(503) },
 		"/limited":  func(w http.ResponseWriter) { w.Header().Set("Retry-After", "7"); w.WriteHeader(429) },

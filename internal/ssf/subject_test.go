@@ -53,7 +53,9 @@ func TestCovers(t *testing.T) {
 	t.Parallel()
 	user := ssf.User{Issuer: "https://idp.example.com", ID: "u1", Email: "Ada@Example.com"}
 	email := func(e string) ssf.Subject { return ssf.Subject{Format: "email", Email: e} }
-	issSub := func(sub string) ssf.Subject { return ssf.Subject{Format: "iss_sub", Iss: "https://idp.example.com", Sub: sub} }
+	issSub := func(sub string) ssf.Subject {
+		return ssf.Subject{Format: "iss_sub", Iss: "https://idp.example.com", Sub: sub}
+	}
 	opaque := func(id string) ssf.Subject { return ssf.Subject{Format: "opaque", ID: id} }
 	complexOf := func(u, s, tenant *ssf.Subject) ssf.Subject {
 		return ssf.Subject{Format: "complex", User: u, Session: s, Tenant: tenant}
