@@ -15,9 +15,12 @@
 //	                poll delivery (RFC 8936)
 //	store.go        Store, what the handler needs of storage (internal/handlers implements it
 //	                over internal/store and River)
+//	push.go         Pusher, the RFC 8935 client: the request, and the receiver's answer judged
+//	                delivered, retryable or permanent (PushError)
+//	ssftest/        a receiver for tests, verifying SETs with an independent JOSE library
 //
-// Push delivery (RFC 8935) is a River job in internal/handlers; it signs with this package's
-// Signer and classifies the receiver's answers with ClassifyPush.
+// Push delivery is a River job in internal/handlers (one per SET) that signs with Signer and
+// posts with Pusher.
 //
 // How a change becomes a SET: a job's transaction (apply, resync, revoke) calls the emitter in
 // internal/handlers with an Event; the emitter finds the streams that requested the event's type
