@@ -2,6 +2,7 @@ package ssf_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -156,5 +157,45 @@ func TestPush(t *testing.T) {
 	var pe *ssf.PushError
 	if err := push("/huge"); !errors.As(err, &pe) || len(pe.Err) > 64 || len(pe.Description) > 1024 {
 		t.Errorf("a huge error answer is not bounded: %d, %d bytes", len(pe.Err), len(pe.Description))
+	}
+}
+
+// noStore is a Store for tests that never reach storage (discovery and the JWKS do not).
+type noStore struct{ ssf.Store }
+
+// TestDiscoveryWithIssuerPath: an issuer with a path publishes its metadata at
+// /.well-known/ssf-configuration/<path> (SSF 1.0 §7.2) and its endpoints under the path.
+func TestDiscoveryWithIssuerPath(t *testing.T) {
+	t.Parallel()
+	cfg := validConfig()
+	cfg.Issuer = "https://idpsync.example.com/tenant1"
+	signer := newSigner(t, "", ssf.Key{ID: "k1", Private: testKeys(t)[0]})
+	tr, err := ssf.NewTransmitter(cfg, signer, noStore{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/.well-known/ssf-configuration/tenant1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var md ssf.Metadata
+	if err := json.NewDecoder(res.Body).Decode(&md); err != nil || res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("discovery: %d %v", res.StatusCode, err)
+	}
+	if md.Issuer != cfg.Issuer || md.JWKSURI != cfg.Issuer+"/jwks.json" || md.ConfigurationEndpoint != cfg.Issuer+"/ssf/stream" || md.SpecVersion != "1_0" {
+		t.Errorf("metadata = %+v", md)
+	}
+	if res, err := http.Get(srv.URL + "/tenant1/jwks.json"); err != nil || res.StatusCode != 200 {
+		t.Errorf("the JWKS under the issuer's path: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	if res, err := http.Post(srv.URL+"/tenant1/ssf/stream", "application/json", strings.NewReader("{}")); err != nil || res.StatusCode != 401 {
+		t.Errorf("management without a token: %v %v, want 401", res, err)
+	} else {
+		res.Body.Close()
 	}
 }
