@@ -44,6 +44,7 @@ fuzz: ## fuzz every parser that faces the internet for FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzScanAgreesWithEncodingJSON$$' -fuzztime $(FUZZTIME) ./internal/events
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifySvix$$' -fuzztime $(FUZZTIME) ./internal/webhook
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyZitadel$$' -fuzztime $(FUZZTIME) ./internal/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzSSFManagementAPI$$' -fuzztime $(FUZZTIME) ./internal/handlers
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

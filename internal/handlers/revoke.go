@@ -289,7 +289,17 @@ type RevokeWorkers struct {
 	idps    IdPs
 	logger  *slog.Logger
 	metrics *Metrics
+	// sessionRevokedFunc, when set, runs in the transaction that records a session's
+	// revocation (SSF's session-revoked).
+	sessionRevokedFunc SessionRevokedFunc
 }
+
+// SessionRevokedFunc reacts to a session idpsync revoked at an IdP, inside the transaction that
+// records the revocation: (*SSF).SessionRevoked.
+type SessionRevokedFunc func(ctx context.Context, tx pgx.Tx, source, userID, sessionID string, at time.Time, reason string) error
+
+// OnSessionRevoked sets f to run for every session revoked.
+func (r *RevokeWorkers) OnSessionRevoked(f SessionRevokedFunc) { r.sessionRevokedFunc = f }
 
 // NewRevokeWorkers returns the workers of the revoke queue.
 func NewRevokeWorkers(pool *pgxpool.Pool, idps IdPs, logger *slog.Logger, metrics *Metrics) *RevokeWorkers {
@@ -447,6 +457,11 @@ func settle[T river.JobArgs](ctx context.Context, r *RevokeWorkers, job *river.J
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		if err := store.RecordRevocation(ctx, tx, rev); err != nil {
 			return err
+		}
+		if r.sessionRevokedFunc != nil && rev.Action == "revoke_session" && rev.Outcome == store.RevocationDone {
+			if err := r.sessionRevokedFunc(ctx, tx, m.Source, m.UserID, rev.Subject, time.Now(), m.Trigger+" at "+m.Source); err != nil {
+				return err
+			}
 		}
 		if len(followUps) > 0 {
 			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, followUps); err != nil {

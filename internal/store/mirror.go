@@ -37,6 +37,10 @@ type Change struct {
 	WasDeleted bool
 	// WasSuspended is the organization's suspended flag before.
 	WasSuspended bool
+	// WasPrimaryEmail is the user's primary email before ("" when it had none).
+	WasPrimaryEmail string
+	// WasRole is the membership's role before ("" when it had none).
+	WasRole string
 }
 
 // ApplyOptions qualify one mirror write.
@@ -145,7 +149,7 @@ func cascade(column string) string {
 }
 
 func userStatement(source string, u *events.User, opts ApplyOptions) statement {
-	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted FROM users WHERE source = $1 AND id = $2)`
+	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted, primary_email FROM users WHERE source = $1 AND id = $2)`
 	st := statement{what: "user " + u.ID}
 	if u.Deleted {
 		st.sql = `WITH ` + prev + `, up AS (
@@ -176,10 +180,10 @@ func userStatement(source string, u *events.User, opts ApplyOptions) statement {
 	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
 		       coalesce((SELECT banned FROM prev), false), coalesce((SELECT locked FROM prev), false),
-		       coalesce((SELECT deleted FROM prev), false)`
+		       coalesce((SELECT deleted FROM prev), false), coalesce((SELECT primary_email FROM prev), '')`
 	st.scan = func(row pgx.Row) (Change, error) {
 		var c Change
-		err := row.Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted)
+		err := row.Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted, &c.WasPrimaryEmail)
 		return c, err
 	}
 	return st
@@ -222,7 +226,7 @@ func organizationStatement(source string, o *events.Organization, opts ApplyOpti
 }
 
 func membershipStatement(source string, m *events.Membership, opts ApplyOptions) statement {
-	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted FROM memberships
+	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted, role FROM memberships
 		WHERE source = $1 AND organization_id = $2 AND user_id = $3)`
 	guard := versionGuard("m", opts.Reapply)
 	var deleted *time.Time
@@ -244,12 +248,13 @@ func membershipStatement(source string, m *events.Membership, opts ApplyOptions)
 		    synced_at = now()
 		WHERE ` + guard + `
 		RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false)`,
+		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev), coalesce((SELECT deleted FROM prev), false),
+		       coalesce((SELECT role FROM prev), '')`,
 		args: []any{source, m.OrganizationID, m.UserID, nullIfEmpty(m.ID), nullIfEmpty(m.Role), orEmpty(m.Permissions),
 			nullTime(m.CreatedAt), nullTime(m.UpdatedAt), rawJSON(m.Raw), m.Version, deleted},
 		scan: func(row pgx.Row) (Change, error) {
 			var c Change
-			err := row.Scan(&c.Applied, &c.Existed, &c.WasDeleted)
+			err := row.Scan(&c.Applied, &c.Existed, &c.WasDeleted, &c.WasRole)
 			return c, err
 		},
 	}
