@@ -459,7 +459,7 @@ func settle[T river.JobArgs](ctx context.Context, r *RevokeWorkers, job *river.J
 			return err
 		}
 		if r.sessionRevokedFunc != nil && rev.Action == "revoke_session" && rev.Outcome == store.RevocationDone {
-			if err := r.sessionRevokedFunc(ctx, tx, m.Source, m.UserID, rev.Subject, time.Now(), m.Trigger+" at "+m.Source); err != nil {
+			if err := r.sessionRevokedFunc(ctx, tx, m.Source, m.UserID, rev.Subject, time.Now(), string(m.Trigger)+" at "+m.Source); err != nil {
 				return err
 			}
 		}

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/idpsync/idpsync/internal/ssf"
 	"github.com/idpsync/idpsync/internal/store"
@@ -32,11 +31,6 @@ import (
 
 // QueueSSF runs the SET deliveries.
 const QueueSSF = "ssf"
-
-// JobInserter enqueues jobs in a caller's transaction: a *river.Client[pgx.Tx].
-type JobInserter interface {
-	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
-}
 
 var _ JobInserter = (*river.Client[pgx.Tx])(nil)
 
@@ -119,7 +113,11 @@ func (PushSETArgs) Kind() string { return "idpsync.ssf.push" }
 // InsertOpts implements river.JobArgsWithInsertOpts. MaxAttempts comes from the configuration.
 func (PushSETArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueSSF} }
 
-func (s *SSF) inserter(ctx context.Context) (JobInserter, error) {
+// inserter is jobs, else the River client of the job ctx belongs to, else UseJobs's.
+func (s *SSF) inserter(ctx context.Context, jobs JobInserter) (JobInserter, error) {
+	if jobs != nil {
+		return jobs, nil
+	}
 	if c, err := river.ClientFromContextSafely[pgx.Tx](ctx); err == nil {
 		return c, nil
 	}
@@ -130,10 +128,10 @@ func (s *SSF) inserter(ctx context.Context) (JobInserter, error) {
 }
 
 // Emit records ev, with tx, for every stream that is enabled or paused, delivers ev's type and
-// covers ev's subject, and enqueues one push job per SET of a push stream. It returns how many
-// SETs it recorded. An invalid event is a bug of its caller: it is logged and dropped rather
+// covers ev's subject, and enqueues one push job per SET of a push stream with jobs (nil: the
+// River client of the job ctx belongs to). It returns how many SETs it recorded. An invalid event is a bug of its caller: it is logged and dropped rather
 // than failing the caller's transaction, which would hold back the mirror.
-func (s *SSF) Emit(ctx context.Context, tx pgx.Tx, ev ssf.Event) (int, error) {
+func (s *SSF) Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, ev ssf.Event) (int, error) {
 	if err := ev.Validate(); err != nil {
 		s.logger.Error("ssf event dropped", "event_type", ev.Type, "error", err)
 		return 0, nil
@@ -148,7 +146,7 @@ func (s *SSF) Emit(ctx context.Context, tx pgx.Tx, ev ssf.Event) (int, error) {
 			chosen = append(chosen, t)
 		}
 	}
-	return s.record(ctx, tx, ev, chosen)
+	return s.record(ctx, tx, jobs, ev, chosen)
 }
 
 // covers decides whether a stream receives ev: under NONE when one of its listed subjects
@@ -169,7 +167,7 @@ func covers(ev ssf.Event, t store.SSFTarget) bool {
 }
 
 // record inserts one SET of ev per target and the push jobs of push targets.
-func (s *SSF) record(ctx context.Context, tx pgx.Tx, ev ssf.Event, targets []store.SSFTarget) (int, error) {
+func (s *SSF) record(ctx context.Context, tx pgx.Tx, inserter JobInserter, ev ssf.Event, targets []store.SSFTarget) (int, error) {
 	if len(targets) == 0 {
 		return 0, nil
 	}
@@ -194,7 +192,7 @@ func (s *SSF) record(ctx context.Context, tx pgx.Tx, ev ssf.Event, targets []sto
 		}
 	}
 	if len(jobs) > 0 {
-		ins, err := s.inserter(ctx)
+		ins, err := s.inserter(ctx, inserter)
 		if err != nil {
 			return 0, err
 		}
@@ -231,7 +229,7 @@ func (s *SSF) user(ctx context.Context, tx pgx.Tx, source, id, email string) (ss
 //	user neither banned nor locked (was)     RISC account-enabled
 //	user's primary email changed             RISC identifier-changed (subject: the old email)
 //	membership's role changed                CAEP token-claims-change (claims org_id, org_role)
-func (s *SSF) React(ctx context.Context, tx pgx.Tx, c Change) error {
+func (s *SSF) React(ctx context.Context, tx pgx.Tx, jobs JobInserter, c Change) error {
 	evs, err := s.changeEvents(ctx, tx, c)
 	if err != nil {
 		return err
@@ -240,7 +238,7 @@ func (s *SSF) React(ctx context.Context, tx pgx.Tx, c Change) error {
 		if c.EventID != 0 && c.Event.ID != "" {
 			ev = ev.WithTxn(c.Source + ":" + c.Event.ID)
 		}
-		if _, err := s.Emit(ctx, tx, ev); err != nil {
+		if _, err := s.Emit(ctx, tx, jobs, ev); err != nil {
 			return err
 		}
 	}
@@ -310,7 +308,7 @@ func (s *SSF) SessionRevoked(ctx context.Context, tx pgx.Tx, source, userID, ses
 		return err
 	}
 	ev := ssf.SessionRevoked(user, sessionID, at, ssf.InitiatorPolicy, cmpOrString(reason, "session revoked by idpsync's revocation policy"))
-	_, err = s.Emit(ctx, tx, ev)
+	_, err = s.Emit(ctx, tx, nil, ev)
 	return err
 }
 

@@ -35,7 +35,7 @@ func BenchmarkSSFPush(b *testing.B) {
 				for j := i; j < i+batch; j++ {
 					id := fmt.Sprintf("user_%d_%d", round, j)
 					ids = append(ids, id)
-					if _, err := h.ssf.Emit(ctx, tx, ssf.AccountDisabled(ssf.User{Issuer: issuer, ID: id}, "")); err != nil {
+					if _, err := h.ssf.Emit(ctx, tx, nil, ssf.AccountDisabled(ssf.User{Issuer: issuer, ID: id}, "")); err != nil {
 						return err
 					}
 				}
@@ -86,7 +86,7 @@ func BenchmarkSSFEmit(b *testing.B) {
 				h.emit(func(ctx context.Context, tx pgx.Tx) error {
 					for j := range batch {
 						ev := ssf.AccountDisabled(ssf.User{Issuer: issuer, ID: fmt.Sprintf("user_%d_%d", round, j)}, "")
-						if _, err := h.ssf.Emit(ctx, tx, ev); err != nil {
+						if _, err := h.ssf.Emit(ctx, tx, nil, ev); err != nil {
 							return err
 						}
 						if signInTx {

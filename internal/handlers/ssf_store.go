@@ -97,7 +97,7 @@ func (st ssfStore) ReplaceStream(ctx context.Context, owner string, c ssf.Stream
 }
 
 func (st ssfStore) insert(ctx context.Context, tx pgx.Tx, jobs []river.InsertManyParams) error {
-	ins, err := st.s.inserter(ctx)
+	ins, err := st.s.inserter(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (s *SSF) emitTo(ctx context.Context, tx pgx.Tx, streamID string, ev ssf.Eve
 	if err != nil || row.Status == ssf.StatusDisabled && ev.Type != ssf.TypeStreamUpdated {
 		return err
 	}
-	_, err = s.record(ctx, tx, ev, []store.SSFTarget{{StreamID: row.ID, Aud: row.Aud, Method: row.Method, DefaultSubjects: row.DefaultSubjects}})
+	_, err = s.record(ctx, tx, nil, ev, []store.SSFTarget{{StreamID: row.ID, Aud: row.Aud, Method: row.Method, DefaultSubjects: row.DefaultSubjects}})
 	return err
 }
 

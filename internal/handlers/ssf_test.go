@@ -26,6 +26,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/ssf"
 	"github.com/idpsync/idpsync/internal/ssf/ssftest"
 	"github.com/idpsync/idpsync/internal/store"
@@ -212,7 +213,7 @@ func (h *harness) emit(f func(ctx context.Context, tx pgx.Tx) error) {
 
 func (h *harness) disable(user string) {
 	h.emit(func(ctx context.Context, tx pgx.Tx) error {
-		_, err := h.ssf.Emit(ctx, tx, ssf.AccountDisabled(ssf.User{Issuer: h.cfg.SubjectIssuer("clerk"), ID: user, Email: user + "@example.com"}, ""))
+		_, err := h.ssf.Emit(ctx, tx, nil, ssf.AccountDisabled(ssf.User{Issuer: h.cfg.SubjectIssuer("clerk"), ID: user, Email: user + "@example.com"}, ""))
 		return err
 	})
 }
@@ -817,7 +818,7 @@ func TestSSFChangeHook(t *testing.T) {
 			if err != nil || !res.Applied {
 				return err // as the apply job does, a change that did not apply runs no hook
 			}
-			return h.ssf.React(ctx, tx, handlers.Change{Source: "clerk", Event: events.Event{Envelope: events.Envelope{ID: fmt.Sprint("msg_", version)}, User: &u}, Result: res, EventID: version, ReceivedAt: time.Now()})
+			return h.ssf.React(ctx, tx, nil, handlers.Change{Source: "clerk", Event: events.Event{Envelope: events.Envelope{ID: fmt.Sprint("msg_", version)}, User: &u}, Result: res, EventID: version, ReceivedAt: time.Now()})
 		})
 	}
 	applyMember := func(role string, deleted bool) {
@@ -829,7 +830,7 @@ func TestSSFChangeHook(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return h.ssf.React(ctx, tx, handlers.Change{Source: "clerk", Event: events.Event{Membership: &m}, Result: res, ReceivedAt: time.Now()})
+			return h.ssf.React(ctx, tx, nil, handlers.Change{Source: "clerk", Event: events.Event{Membership: &m}, Result: res, ReceivedAt: time.Now()})
 		})
 	}
 	u := events.User{ID: "user_1", PrimaryEmail: "ada@example.com"}
@@ -954,7 +955,7 @@ func TestSSFSessionRevokedByRevocationJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rw := handlers.NewRevokeWorkers(pool, handlers.IdPs{Sessions: map[string]handlers.SessionRevoker{"clerk": sessions{}}}, slog.New(slog.DiscardHandler), m)
+		rw := handlers.NewRevokeWorkers(pool, handlers.IdPs{Sessions: map[string]provider.SessionRevoker{"clerk": sessions{}}}, slog.New(slog.DiscardHandler), m)
 		rw.OnSessionRevoked(s.SessionRevoked)
 		rw.Register(w)
 	})

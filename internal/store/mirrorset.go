@@ -47,7 +47,8 @@ func ApplyBatch(ctx context.Context, db DBTX, writes []Write) ([]Change, error) 
 						ord int32
 						c   Change
 					)
-					if err := rows.Scan(&ord, &c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasSuspended, &c.WasDeleted); err != nil {
+					if err := rows.Scan(&ord, &c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasSuspended, &c.WasDeleted,
+						&c.WasPrimaryEmail, &c.WasRole); err != nil {
 						return err
 					}
 					changes[ord] = c
@@ -163,7 +164,7 @@ func jsonArray(ss []string) []byte {
 }
 
 // statement returns the set-based statement of s. Its rows are (ord, applied, existed,
-// was_banned, was_locked, was_suspended, was_deleted), one per write.
+// was_banned, was_locked, was_suspended, was_deleted, was_primary_email, was_role), one per write.
 func (s set) statement(writes []Write) (string, []any) {
 	n := len(s.ords)
 	ord := make([]int32, n)
@@ -201,7 +202,8 @@ func (s set) statement(writes []Write) (string, []any) {
 			                     $10::text[], $11::bool[], $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::bigint[])
 			AS t(ord, source, id, external_id, primary_email, emails, username, first_name, last_name, image_url, banned, locked,
 			     created_at, updated_at, raw, source_version)),
-		prev AS (SELECT u.source, u.id, u.banned, u.locked, u.deleted_at IS NOT NULL AS deleted FROM users u JOIN input i USING (source, id)),
+		prev AS (SELECT u.source, u.id, u.banned, u.locked, u.deleted_at IS NOT NULL AS deleted, u.primary_email FROM users u
+			JOIN input i USING (source, id)),
 		up AS (
 			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name, image_url, banned, locked,
 			                        created_at, updated_at, raw, source_version)
@@ -215,7 +217,8 @@ func (s set) statement(writes []Write) (string, []any) {
 			    source_version = excluded.source_version, synced_at = now()
 			WHERE u.deleted_at IS NULL AND ` + versionGuard("u", s.reapply) + `
 			RETURNING u.source, u.id)
-		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, coalesce(p.banned, false), coalesce(p.locked, false), false, coalesce(p.deleted, false)
+		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, coalesce(p.banned, false), coalesce(p.locked, false), false, coalesce(p.deleted, false),
+		       coalesce(p.primary_email, ''), ''
 		FROM input i LEFT JOIN up ON up.source = i.source AND up.id = i.id LEFT JOIN prev p ON p.source = i.source AND p.id = i.id`,
 			[]any{ord, source, id, externalID, email, emails, username, first, last, image, banned, locked, created, updated, raw, version}
 	case "organizations":
@@ -239,7 +242,7 @@ func (s set) statement(writes []Write) (string, []any) {
 			    source_version = excluded.source_version, synced_at = now()
 			WHERE o.deleted_at IS NULL AND ` + versionGuard("o", s.reapply) + `
 			RETURNING o.source, o.id)
-		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, false, false, coalesce(p.suspended, false), coalesce(p.deleted, false)
+		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, false, false, coalesce(p.suspended, false), coalesce(p.deleted, false), '', ''
 		FROM input i LEFT JOIN up ON up.source = i.source AND up.id = i.id LEFT JOIN prev p ON p.source = i.source AND p.id = i.id`,
 			[]any{ord, source, id, name, slug, image, suspended, created, updated, raw, version}
 	}
@@ -259,7 +262,7 @@ func (s set) statement(writes []Write) (string, []any) {
 		SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[],
 		                     $9::timestamptz[], $10::jsonb[], $11::bigint[], $12::timestamptz[])
 		AS t(ord, source, organization_id, user_id, id, role, permissions, created_at, updated_at, raw, source_version, deleted_at)),
-	prev AS (SELECT m.source, m.organization_id, m.user_id, m.deleted_at IS NOT NULL AS deleted FROM memberships m
+	prev AS (SELECT m.source, m.organization_id, m.user_id, m.deleted_at IS NOT NULL AS deleted, m.role FROM memberships m
 		JOIN input i USING (source, organization_id, user_id)),
 	up AS (
 		INSERT INTO memberships AS m (source, organization_id, user_id, id, role, permissions, created_at, updated_at, raw, source_version, deleted_at)
@@ -272,9 +275,25 @@ func (s set) statement(writes []Write) (string, []any) {
 		    synced_at = now()
 		WHERE CASE WHEN excluded.deleted_at IS NOT NULL THEN m.source_version <= excluded.source_version ELSE ` + versionGuard("m", s.reapply) + ` END
 		RETURNING m.source, m.organization_id, m.user_id)
-	SELECT i.ord, up.user_id IS NOT NULL, p.user_id IS NOT NULL, false, false, false, coalesce(p.deleted, false)
+	SELECT i.ord, up.user_id IS NOT NULL, p.user_id IS NOT NULL, false, false, false, coalesce(p.deleted, false), '', coalesce(p.role, '')
 	FROM input i
 	LEFT JOIN up ON up.source = i.source AND up.organization_id = i.organization_id AND up.user_id = i.user_id
 	LEFT JOIN prev p ON p.source = i.source AND p.organization_id = i.organization_id AND p.user_id = i.user_id`,
 		[]any{ord, source, orgID, userID, memID, role, perms, created, updated, raw, version, deleted}
+}
+
+// batchOrder returns the indexes of writes in the order ApplyBatch applies them.
+func batchOrder(writes []Write) []int {
+	rounds, err := roundsOf(writes)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, r := range rounds {
+		for _, s := range r.sets() {
+			out = append(out, s.ords...)
+		}
+		out = append(out, r.single...)
+	}
+	return out
 }

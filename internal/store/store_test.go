@@ -3,8 +3,10 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -424,4 +426,95 @@ func TestForgetSource(t *testing.T) {
 	if demo != 0 || prod != 2 {
 		t.Fatalf("after forgetting demo: %d demo rows, %d prod rows", demo, prod)
 	}
+}
+
+// The set-based batch writes exactly what one statement per entity, in the same order, writes:
+// the same rows and the same reported changes, whatever mix of users, organizations, memberships,
+// deletions, repeats of an entity, stale versions and reapplies a batch holds.
+func TestApplyBatchEqualsOneByOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 42))
+		var writes []store.Write
+		for range 150 {
+			v := int64(r.IntN(6) + 1)
+			id := fmt.Sprint(r.IntN(12))
+			w := store.Write{Source: "s", Opts: store.ApplyOptions{Reapply: r.IntN(5) == 0, DeletedAt: time.UnixMilli(1700000000000)}}
+			switch r.IntN(4) {
+			case 0:
+				u := user("u"+id, v)
+				u.Banned, u.Locked, u.Deleted = r.IntN(3) == 0, r.IntN(4) == 0, r.IntN(8) == 0
+				w.Event.User = u
+			case 1:
+				w.Event.Organization = &events.Organization{ID: "o" + id, Name: "n" + fmt.Sprint(v), Suspended: r.IntN(3) == 0,
+					Deleted: r.IntN(8) == 0, Version: v, Raw: json.RawMessage(`{}`)}
+			default:
+				w.Event.Membership = &events.Membership{OrganizationID: "o" + fmt.Sprint(r.IntN(4)), UserID: "u" + fmt.Sprint(r.IntN(6)),
+					Role: "r" + fmt.Sprint(v), Permissions: []string{"p"}, Deleted: r.IntN(4) == 0, Version: v, Raw: json.RawMessage(`{}`)}
+			}
+			writes = append(writes, w)
+		}
+		batchPool, _ := storetest.NewSchema(t)
+		onePool, _ := storetest.NewSchema(t)
+		// Split into batches of 40, as the intake does, so rows carry over between batches.
+		var got []store.Change
+		for off := 0; off < len(writes); off += 40 {
+			cs, err := store.ApplyBatch(ctx, batchPool, writes[off:min(off+40, len(writes))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, cs...)
+		}
+		// One statement each, in the order ApplyBatch applies them: per batch, each entity's
+		// writes in rounds, organizations, users, memberships, then deletions.
+		want := make([]store.Change, len(writes))
+		for off := 0; off < len(writes); off += 40 {
+			for _, i := range store.BatchOrder(writes[off:min(off+40, len(writes))]) {
+				w := writes[off+i]
+				var c store.Change
+				var err error
+				switch {
+				case w.Event.User != nil:
+					c, err = store.ApplyUser(ctx, onePool, w.Source, w.Event.User, w.Opts)
+				case w.Event.Organization != nil:
+					c, err = store.ApplyOrganization(ctx, onePool, w.Source, w.Event.Organization, w.Opts)
+				default:
+					c, err = store.ApplyMembership(ctx, onePool, w.Source, w.Event.Membership, w.Opts)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[off+i] = c
+			}
+		}
+		for i := range writes {
+			if got[i] != want[i] {
+				t.Fatalf("seed %d, write %d (%+v): batch reported %+v, one by one %+v", seed, i, writes[i].Event, got[i], want[i])
+			}
+		}
+		for _, q := range []string{
+			`SELECT string_agg(id || banned::text || locked::text || source_version || (deleted_at IS NULL)::text, ',' ORDER BY id) FROM users`,
+			`SELECT string_agg(id || coalesce(name, '') || suspended::text || source_version || (deleted_at IS NULL)::text, ',' ORDER BY id) FROM organizations`,
+			`SELECT string_agg(organization_id || user_id || coalesce(role, '') || source_version || (deleted_at IS NULL)::text, ',' ORDER BY organization_id, user_id) FROM memberships`,
+		} {
+			var a, b *string
+			if err := batchPool.QueryRow(ctx, q).Scan(&a); err != nil {
+				t.Fatal(err)
+			}
+			if err := onePool.QueryRow(ctx, q).Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			if (a == nil) != (b == nil) || a != nil && *a != *b {
+				t.Fatalf("seed %d: rows differ:\nbatch  %v\none-by-one %v", seed, deref(a), deref(b))
+			}
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }

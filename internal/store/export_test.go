@@ -1,0 +1,4 @@
+package store
+
+// BatchOrder exposes batchOrder to the external tests.
+var BatchOrder = batchOrder
