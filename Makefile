@@ -37,14 +37,13 @@ bench: ## run the benchmarks and print the figures the README reports
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
 
 .PHONY: fuzz
-fuzz: ## fuzz every parser that faces the internet for FUZZTIME each
-	$(GO) test -run '^$$' -fuzz '^FuzzParseClerk$$' -fuzztime $(FUZZTIME) ./internal/events
-	$(GO) test -run '^$$' -fuzz '^FuzzParseZitadel$$' -fuzztime $(FUZZTIME) ./internal/events
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthPI$$' -fuzztime $(FUZZTIME) ./internal/events
-	$(GO) test -run '^$$' -fuzz '^FuzzScanAgreesWithEncodingJSON$$' -fuzztime $(FUZZTIME) ./internal/events
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifySvix$$' -fuzztime $(FUZZTIME) ./internal/webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifyZitadel$$' -fuzztime $(FUZZTIME) ./internal/webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzSSFManagementAPI$$' -fuzztime $(FUZZTIME) ./internal/handlers
+fuzz: ## run every fuzz test of the repository (parsers, verifiers, inputs from the network) for FUZZTIME each
+	@for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

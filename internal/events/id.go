@@ -42,3 +42,31 @@ func isBadRune(s string) bool {
 	_, size := utf8.DecodeRuneInString(s)
 	return size <= 1
 }
+
+// CheckIDs checks, with CheckID, the event's id and the ids of the entity it carries; the error
+// wraps ErrMalformed (a parser returns it: the payload cannot be recorded).
+func CheckIDs(ev Event) error {
+	check := func(what, id string) error {
+		if err := CheckID(id); err != nil {
+			return Malformed("%s: %v", what, err)
+		}
+		return nil
+	}
+	errs := []error{check("event id", ev.ID)}
+	switch {
+	case ev.User != nil:
+		errs = append(errs, check("user id", ev.User.ID))
+	case ev.Organization != nil:
+		errs = append(errs, check("organization id", ev.Organization.ID))
+	case ev.Membership != nil:
+		errs = append(errs, check("membership's organization id", ev.Membership.OrganizationID), check("membership's user id", ev.Membership.UserID))
+	case ev.Session != nil:
+		errs = append(errs, check("session id", ev.Session.ID))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package authpi
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -119,6 +120,8 @@ func authpiEnvelopeOf(env authpiEnvelope) (events.Envelope, error) {
 		return events.Envelope{}, events.Malformed("authpi: data.type is missing")
 	case id == "":
 		return events.Envelope{}, events.Malformed("authpi: the event has no id")
+	case events.CheckID(id) != nil:
+		return events.Envelope{}, events.Malformed("authpi: the event id %v", events.CheckID(id))
 	}
 	e := events.Envelope{ID: id, Type: authpiTypes[env.Data.Type], SourceType: env.Data.Type}
 	if env.Time != "" {
@@ -131,8 +134,20 @@ func authpiEnvelopeOf(env authpiEnvelope) (events.Envelope, error) {
 	return e, nil
 }
 
-// Parse reads a verified AuthPI CloudEvent into an event; AuthPI sends no delivery id.
+// Parse reads a verified AuthPI CloudEvent into an event; AuthPI sends no delivery id. An id
+// that cannot be recorded (events.CheckID) makes the payload malformed.
 func Parse(_ string, body []byte) (events.Event, error) {
+	ev, err := parse(body)
+	if err != nil {
+		return events.Event{}, err
+	}
+	if err := events.CheckIDs(ev); err != nil {
+		return events.Event{}, fmt.Errorf("authpi: %w", err)
+	}
+	return ev, nil
+}
+
+func parse(body []byte) (events.Event, error) {
 	var raw struct {
 		authpiEnvelope
 		Data struct {
@@ -219,8 +234,8 @@ func ParseUser(data []byte) (*events.User, error) {
 	if err := json.Unmarshal(data, &a); err != nil {
 		return nil, events.Malformed("authpi user: %v", err)
 	}
-	if a.ID == "" {
-		return nil, events.Malformed("authpi user: id is missing")
+	if err := events.CheckID(a.ID); err != nil {
+		return nil, events.Malformed("authpi user: id %v", err)
 	}
 	u := &events.User{ID: a.ID, Username: a.Username, Banned: a.Status == "suspended" || a.Status == "disabled",
 		Deleted: a.Status == "deleted", CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
@@ -237,8 +252,8 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 	if err := json.Unmarshal(data, &a); err != nil {
 		return nil, events.Malformed("authpi organization: %v", err)
 	}
-	if a.ID == "" {
-		return nil, events.Malformed("authpi organization: id is missing")
+	if err := events.CheckID(a.ID); err != nil {
+		return nil, events.Malformed("authpi organization: id %v", err)
 	}
 	return &events.Organization{ID: a.ID, Name: a.Name, Slug: a.Slug, Suspended: a.Status == "suspended",
 		Deleted: a.Status == "deleted", CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),

@@ -2,6 +2,7 @@ package authpi_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +54,23 @@ func FuzzParseAuthPI(f *testing.F) {
 		f.Fatal("authpi is not registered")
 	}
 	providertest.FuzzParsers(f, p.Webhook, "testdata/webhooks/*.json")
+}
+
+// An id that cannot be recorded (NUL, invalid UTF-8, too long) makes the payload malformed: the
+// receiver refuses it with a 400 and, should one reach the worker, it is a dead letter.
+func TestParseRefusesUnusableIDs(t *testing.T) {
+	t.Parallel()
+	for name, id := range map[string]string{"NUL": `nul\u0000id`, "too long": strings.Repeat("x", events.MaxIDLen+1)} {
+		body := `{"id":"ce1","type":"event","time":"2024-01-01T03:21:36Z","data":{"id":"` + id + `","type":"user.created","data":{"id":"usr_1","status":"active","updated_at":"2024-01-01T03:21:36Z"}}}`
+		if _, err := authpi.ParseEnvelope("", []byte(body)); !errors.Is(err, events.ErrMalformed) {
+			t.Errorf("%s event id: ParseEnvelope err = %v", name, err)
+		}
+		if _, err := authpi.Parse("", []byte(body)); !errors.Is(err, events.ErrMalformed) {
+			t.Errorf("%s event id: Parse err = %v", name, err)
+		}
+		body = `{"id":"ce1","type":"event","time":"2024-01-01T03:21:36Z","data":{"id":"evt_1","type":"user.created","data":{"id":"` + id + `","status":"active","updated_at":"2024-01-01T03:21:36Z"}}}`
+		if _, err := authpi.Parse("", []byte(body)); !errors.Is(err, events.ErrMalformed) {
+			t.Errorf("%s user id: Parse err = %v", name, err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package clerk
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -89,6 +90,9 @@ func clerkEnvelopeOf(deliveryID string, env clerkEnvelope) (events.Envelope, err
 	if env.Type == "" {
 		return events.Envelope{}, events.Malformed("clerk: type is missing")
 	}
+	if err := events.CheckID(deliveryID); err != nil {
+		return events.Envelope{}, events.Malformed("clerk: the svix-id %v", err)
+	}
 	return events.Envelope{
 		ID:         deliveryID,
 		Type:       clerkTypes[env.Type],
@@ -97,8 +101,20 @@ func clerkEnvelopeOf(deliveryID string, env clerkEnvelope) (events.Envelope, err
 	}, nil
 }
 
-// Parse reads a verified Clerk delivery into an event.
+// Parse reads a verified Clerk delivery into an event. An id that cannot be recorded
+// (events.CheckID) makes the payload malformed.
 func Parse(deliveryID string, body []byte) (events.Event, error) {
+	ev, err := parse(deliveryID, body)
+	if err != nil {
+		return events.Event{}, err
+	}
+	if err := events.CheckIDs(ev); err != nil {
+		return events.Event{}, fmt.Errorf("clerk: %w", err)
+	}
+	return ev, nil
+}
+
+func parse(deliveryID string, body []byte) (events.Event, error) {
 	var raw clerkEvent
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return events.Event{}, events.Malformed("clerk: %v", err)
@@ -176,8 +192,8 @@ func ParseUser(data []byte) (*events.User, error) {
 	if err := json.Unmarshal(data, &cu); err != nil {
 		return nil, events.Malformed("clerk user: %v", err)
 	}
-	if cu.ID == "" {
-		return nil, events.Malformed("clerk user: id is missing")
+	if err := events.CheckID(cu.ID); err != nil {
+		return nil, events.Malformed("clerk user: id %v", err)
 	}
 	u := &events.User{
 		ID:         cu.ID,
@@ -257,8 +273,8 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 	if err := json.Unmarshal(data, &co); err != nil {
 		return nil, events.Malformed("clerk organization: %v", err)
 	}
-	if co.ID == "" {
-		return nil, events.Malformed("clerk organization: id is missing")
+	if err := events.CheckID(co.ID); err != nil {
+		return nil, events.Malformed("clerk organization: id %v", err)
 	}
 	return &events.Organization{
 		ID:        co.ID,
@@ -293,8 +309,8 @@ func ParseMembership(data []byte) (*events.Membership, error) {
 		return nil, events.Malformed("clerk membership: %v", err)
 	}
 	switch {
-	case cm.Organization.ID == "":
-		return nil, events.Malformed("clerk membership: organization.id is missing")
+	case events.CheckID(cm.Organization.ID) != nil:
+		return nil, events.Malformed("clerk membership: organization.id %v", events.CheckID(cm.Organization.ID))
 	case cm.PublicUserData.UserID == "":
 		return nil, events.Malformed("clerk membership: public_user_data.user_id is missing")
 	}

@@ -3,6 +3,7 @@ package zitadel
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +121,9 @@ func zitadelEnvelopeOf(env zitadelEnvelope) (events.Envelope, error) {
 		Type:       zitadelTypes[env.EventType],
 		SourceType: env.EventType,
 	}
+	if err := events.CheckID(e.ID); err != nil {
+		return events.Envelope{}, events.Malformed("zitadel: the event id (instance, aggregate, sequence) %v", err)
+	}
 	if env.CreatedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, env.CreatedAt)
 		if err != nil {
@@ -135,8 +139,20 @@ type zitadelEvent struct {
 	Payload json.RawMessage `json:"event_payload"`
 }
 
-// Parse reads a verified Zitadel event into an event; Zitadel sends no delivery id.
+// Parse reads a verified Zitadel event into an event; Zitadel sends no delivery id. An id that
+// cannot be recorded (events.CheckID) makes the payload malformed.
 func Parse(_ string, body []byte) (events.Event, error) {
+	ev, err := parse(body)
+	if err != nil {
+		return events.Event{}, err
+	}
+	if err := events.CheckIDs(ev); err != nil {
+		return events.Event{}, fmt.Errorf("zitadel: %w", err)
+	}
+	return ev, nil
+}
+
+func parse(body []byte) (events.Event, error) {
 	var raw zitadelEvent
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return events.Event{}, events.Malformed("zitadel: %v", err)
@@ -238,8 +254,8 @@ func ParseUser(data []byte) (*events.User, error) {
 	if err := json.Unmarshal(data, &zu); err != nil {
 		return nil, events.Malformed("zitadel user: %v", err)
 	}
-	if zu.UserID == "" {
-		return nil, events.Malformed("zitadel user: userId is missing")
+	if err := events.CheckID(zu.UserID); err != nil {
+		return nil, events.Malformed("zitadel user: userId %v", err)
 	}
 	u := &events.User{
 		ID:        zu.UserID,
@@ -274,8 +290,8 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 	if err := json.Unmarshal(data, &zo); err != nil {
 		return nil, events.Malformed("zitadel organization: %v", err)
 	}
-	if zo.ID == "" {
-		return nil, events.Malformed("zitadel organization: id is missing")
+	if err := events.CheckID(zo.ID); err != nil {
+		return nil, events.Malformed("zitadel organization: id %v", err)
 	}
 	return &events.Organization{
 		ID:        zo.ID,
