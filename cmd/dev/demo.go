@@ -20,8 +20,10 @@ import (
 // in this process, and the sources that use them.
 type demo struct {
 	secret string
-	clerk  *clerkfake.Fake
-	zeroid *zeroidfake.Fake
+	// adminPassword protects River UI for this run (user "admin").
+	adminPassword string
+	clerk         *clerkfake.Fake
+	zeroid        *zeroidfake.Fake
 	// banTarget is a member of the first organization who owns agents, for the printed example.
 	banTarget string
 }
@@ -41,8 +43,11 @@ func startDemo(dataDir string) (*demo, error) {
 	if err != nil {
 		return nil, err
 	}
+	pw := make([]byte, 12)
+	_, _ = rand.Read(pw)
 	d := &demo{
-		secret: secret,
+		secret:        secret,
+		adminPassword: base64.RawURLEncoding.EncodeToString(pw),
 		clerk: clerkfake.New(clerkfake.Options{Seed: 1, Users: demoUsers, Organizations: demoOrgs,
 			MembersPerOrganization: demoMembers, SessionsPerUser: 2}),
 		zeroid: zeroidfake.New(zeroidfake.Options{Seed: 1}),
@@ -70,6 +75,7 @@ func (d *demo) config() string {
 	account, project := d.zeroid.Tenant()
 	clientID, clientSecret := d.zeroid.ClientCredentials()
 	return fmt.Sprintf(`worker: {river_ui: true}
+admin: {username: admin, password: %q}
 sources:
   - name: %s
     kind: clerk
@@ -79,7 +85,7 @@ sources:
   - name: %s
     kind: zeroid
     api: {base_url: %q, account_id: %q, project_id: %q, client_id: %q, client_secret: %q}
-`, demoSource, d.secret, d.clerk.SecretKey(), d.clerk.BaseURL(), demoAgents,
+`, d.adminPassword, demoSource, d.secret, d.clerk.SecretKey(), d.clerk.BaseURL(), demoAgents,
 		demoAgents, d.zeroid.URL(), account, project, clientID, clientSecret)
 }
 

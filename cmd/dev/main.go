@@ -199,7 +199,9 @@ func printBanner(w io.Writer, cfg *config.Config, receiverAddr, adminAddr, natsN
 		}
 	}
 	fmt.Fprintf(w, "  metrics           http://%s/metrics\n", adminAddr)
-	fmt.Fprintf(w, "  jobs (River UI)   http://%s/riverui/\n", adminAddr)
+	if cfg.Worker.RiverUI {
+		fmt.Fprintf(w, "  jobs (River UI)   http://%s/riverui/  (user %s, password %s)\n", adminAddr, cfg.Admin.Username, cfg.Admin.Password)
+	}
 	fmt.Fprintf(w, "  postgres          %s  (schema %s)\n", redactURL(cfg.Database.URL), cfg.Database.Schema)
 	fmt.Fprintf(w, "  nats              %s  (%s)\n\n", redactURL(cfg.NATS.URL), natsNote)
 	fmt.Fprintf(w, "The mirror, for example:\n\n  psql '%s' -c 'SELECT source, id, primary_email, banned, deleted_at FROM %s.users LIMIT 10'\n\n",

@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	defer cancel()
 	if addr := cfg.Receiver.AdminAddr; addr != "-" {
 		wg.Go(func() {
-			if adminErr = app.ServeMetrics(ctx, addr, reg); adminErr != nil {
+			if adminErr = app.ServeAdmin(ctx, addr, cfg, reg, bus.Ready); adminErr != nil {
 				cancel()
 			}
 		})

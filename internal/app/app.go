@@ -12,14 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/idpsync/idpsync/internal/admin"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/receiver"
@@ -111,13 +110,19 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	return receiver.Listen(r.Addr, h, time.Duration(r.ShutdownTimeout))
 }
 
-// ServeMetrics serves reg at /metrics (with /healthz) on addr until ctx is done. The receiver's
-// admin server uses it.
-func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	srv, err := receiver.Listen(addr, mux, 5*time.Second)
+// AdminCredentials are the credentials of cfg's admin servers.
+func AdminCredentials(cfg *config.Config) admin.Credentials {
+	return admin.Credentials{Username: cfg.Admin.Username, Password: cfg.Admin.Password, BearerTokens: cfg.Admin.BearerTokens}
+}
+
+// ServeAdmin serves the receiver's admin surface (/metrics, /healthz, and /readyz answered by
+// ready) on addr until ctx is done.
+func ServeAdmin(ctx context.Context, addr string, cfg *config.Config, reg *prometheus.Registry, ready func(context.Context) error) error {
+	h, err := admin.New(admin.Config{Registry: reg, ReadyFunc: ready, Credentials: AdminCredentials(cfg), ProtectMetrics: cfg.Admin.ProtectMetrics})
+	if err != nil {
+		return err
+	}
+	srv, err := receiver.Listen(addr, h, 5*time.Second)
 	if err != nil {
 		return err
 	}

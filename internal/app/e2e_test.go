@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,6 +62,8 @@ type stackConfig struct {
 	worker string
 	// noWorker leaves the worker to be started by the test.
 	noWorker bool
+	// admin is the YAML of the admin section.
+	admin string
 }
 
 // withSources replaces the sources (by default: clerk-e2e, webhook only).
@@ -68,6 +71,9 @@ func withSources(yaml string) stackOption { return func(c *stackConfig) { c.sour
 
 // withWorker replaces the worker section.
 func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worker = yaml } }
+
+// withAdmin sets the admin section.
+func withAdmin(yaml string) stackOption { return func(c *stackConfig) { c.admin = yaml } }
 
 // withoutWorker starts no worker: the test calls startWorker when it wants one.
 func withoutWorker() stackOption { return func(c *stackConfig) { c.noWorker = true } }
@@ -86,6 +92,9 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	s.pool, schema = storetest.NewSchema(t)
 	yaml := fmt.Sprintf("database: {schema: %s}\nreceiver: {addr: \"127.0.0.1:0\", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}\nworker: %s\nsources: %s\n",
 		schema, sc.worker, sc.sources)
+	if sc.admin != "" {
+		yaml += "admin: " + sc.admin + "\n"
+	}
 	var err error
 	s.cfg, err = config.Parse([]byte(yaml), func(k string) string {
 		return map[string]string{"NATS_URL": s.nats.URL(), "DATABASE_URL": storetest.DatabaseURL()}[k]
@@ -127,6 +136,9 @@ func (s *stack) startWorker() {
 	s.t.Helper()
 	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
 	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := w.Listen(); err != nil {
 		s.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -539,5 +551,45 @@ func TestEndToEndWorkerStartsDuringNATSOutage(t *testing.T) {
 	s.eventually("the receiver to reconnect", func() bool { return s.bus.Conn().IsConnected() })
 	if st := s.settled(s.send(clerkEvent("user.created", 1700000001, clerkUser("user_late", "Late", 1700000001000, false)))); st != "applied" {
 		t.Fatalf("status %s", st)
+	}
+}
+
+// River UI is served only behind the admin credentials, on an admin address that defaults to
+// loopback, and refuses cross-site state changes: a foreign page cannot pause the revoke queue.
+func TestRiverUIIsProtected(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, withWorker(`{admin_addr: "127.0.0.1:0", river_ui: true, ack_wait: 5s}`), withAdmin(`{username: ops, password: s3cret}`))
+	base := "http://" + s.worker.AdminAddr()
+	do := func(method, path string, auth bool, headers map[string]string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(`{}`))
+		if auth {
+			req.SetBasicAuth("ops", "s3cret")
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := do("GET", "/riverui/api/queues", false, nil); got != http.StatusUnauthorized {
+		t.Fatalf("River UI without credentials: %d", got)
+	}
+	if got := do("GET", "/riverui/api/queues", true, nil); got != http.StatusOK {
+		t.Fatalf("River UI with credentials: %d", got)
+	}
+	crossSite := map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain", "Origin": "https://evil.example"}
+	if got := do("PUT", "/riverui/api/queues/revoke/pause", true, crossSite); got != http.StatusForbidden {
+		t.Fatalf("cross-site pause of the revoke queue: %d", got)
+	}
+	if paused := s.scalar(`SELECT paused_at IS NOT NULL FROM river_queue WHERE name = 'revoke'`); paused != false {
+		t.Fatal("the revoke queue was paused cross-site")
+	}
+	if got := do("GET", "/metrics", false, nil); got != http.StatusOK {
+		t.Fatalf("/metrics: %d", got)
 	}
 }

@@ -28,7 +28,26 @@ type Config struct {
 	NATS     NATS     `yaml:"nats"`
 	Receiver Receiver `yaml:"receiver"`
 	Worker   Worker   `yaml:"worker"`
+	Admin    Admin    `yaml:"admin"`
 	Sources  []Source `yaml:"sources"`
+}
+
+// Admin protects the operators' HTTP surfaces (the receiver's and the worker's admin_addr): River
+// UI is served only behind these credentials, and /metrics too with ProtectMetrics. /healthz and
+// /readyz stay open for probes.
+type Admin struct {
+	// Username and Password are HTTP Basic credentials. Optional.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// BearerTokens are accepted as "Authorization: Bearer <token>". Optional.
+	BearerTokens []string `yaml:"bearer_tokens"`
+	// ProtectMetrics puts /metrics behind the credentials. Defaults to false.
+	ProtectMetrics bool `yaml:"protect_metrics"`
+}
+
+// HasCredentials reports whether admin credentials are configured.
+func (a Admin) HasCredentials() bool {
+	return a.Username != "" && a.Password != "" || len(a.BearerTokens) > 0
 }
 
 // Database configures the Postgres that holds the event log, the mirror and River's queue.
@@ -81,17 +100,19 @@ type Receiver struct {
 	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Defaults to 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// AdminAddr serves the receiver's /metrics and /healthz, apart from the public webhook port.
-	// Defaults to ":9091"; "-" turns it off.
+	// Defaults to "127.0.0.1:9091" (loopback: put a scraper on the host, or set an address and
+	// admin credentials); "-" turns it off.
 	AdminAddr string `yaml:"admin_addr"`
 }
 
 // Worker configures cmd/worker.
 type Worker struct {
 	// AdminAddr serves /metrics, /healthz, /readyz and, when RiverUI is on, /riverui/.
-	// Defaults to ":9090"; "-" turns the admin server off.
+	// Defaults to "127.0.0.1:9090" (loopback); "-" turns the admin server off.
 	AdminAddr string `yaml:"admin_addr"`
-	// RiverUI mounts River's job dashboard at /riverui/ on the admin server. It can retry and
-	// cancel jobs: expose the admin address to operators only. Defaults to false.
+	// RiverUI mounts River's job dashboard at /riverui/ on the admin server, behind the admin
+	// credentials (it can retry, cancel and delete jobs and pause queues; cross-site requests are
+	// refused). Defaults to false; true needs admin credentials.
 	RiverUI bool `yaml:"river_ui"`
 	// Consumer is the durable JetStream consumer the workers share. Defaults to "idpsync-worker".
 	Consumer string `yaml:"consumer"`
@@ -330,10 +351,11 @@ func (c *Config) applyDefaults() {
 	r.PublishTimeout = cmp.Or(r.PublishTimeout, Duration(5*time.Second))
 	r.RetryAfter = cmp.Or(r.RetryAfter, Duration(5*time.Second))
 	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(25*time.Second))
-	r.AdminAddr = cmp.Or(r.AdminAddr, ":9091")
+	r.AdminAddr = cmp.Or(r.AdminAddr, "127.0.0.1:9091")
 
 	w := &c.Worker
-	w.AdminAddr = cmp.Or(w.AdminAddr, ":9090")
+	w.AdminAddr = cmp.Or(w.AdminAddr, "127.0.0.1:9090")
+	c.Admin.BearerTokens = nonEmpty(c.Admin.BearerTokens)
 	w.Consumer = cmp.Or(w.Consumer, ConsumerDefault)
 	w.BatchSize = cmp.Or(w.BatchSize, 100)
 	w.AckWait = cmp.Or(w.AckWait, Duration(30*time.Second))
@@ -411,6 +433,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.ReconcileWorkers < 1 {
 		bad("worker.reconcile_workers", "must be at least 1 (default 20)")
+	}
+	a := c.Admin
+	if (a.Username == "") != (a.Password == "") {
+		bad("admin", "username and password go together; set both, or neither and use bearer_tokens")
+	}
+	if c.Worker.RiverUI && !a.HasCredentials() {
+		bad("worker.river_ui", "River UI can retry, cancel and delete jobs and pause queues; set admin.username and admin.password, or admin.bearer_tokens, to serve it")
+	}
+	if a.ProtectMetrics && !a.HasCredentials() {
+		bad("admin.protect_metrics", "needs admin.username and admin.password, or admin.bearer_tokens")
 	}
 	if c.Worker.AckWait < Duration(time.Second) {
 		bad("worker.ack_wait", "%s is too short; use at least 1s (default 30s)", c.Worker.AckWait)

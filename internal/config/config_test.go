@@ -155,6 +155,10 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"zitadel without one auth method", "sources:\n  - {name: z, kind: zitadel, api: {base_url: x, token: t, client_id: c, client_secret: s}}", env(),
 			[]string{"sources[0].api: set exactly one of token"}},
 		{"bad duration", "nats: {max_age: 7d}\nsources: []", env(), []string{`"7d" is not a duration`, "168h"}},
+		{"river ui without credentials", "worker: {river_ui: true}\nsources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"" + secret + "\"]}}", env(),
+			[]string{"worker.river_ui: River UI can retry, cancel and delete jobs", "admin.username"}},
+		{"protected metrics without credentials", "admin: {protect_metrics: true, username: ops}\nsources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"" + secret + "\"]}}", env(),
+			[]string{"admin: username and password go together", "admin.protect_metrics: needs"}},
 		{"several problems at once", "worker: {batch_size: 5000}\nnats: {replicas: 9}\nsources: []", env(),
 			[]string{"worker.batch_size: 5000 is out of range", "nats.replicas: 9 is out of range", "sources: at least one"}},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"golang.org/x/time/rate"
 
+	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
@@ -70,6 +71,8 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
 		AdminAddr:        adminAddr,
 		RiverUI:          w.RiverUI,
+		Admin:            app.AdminCredentials(cfg),
+		ProtectMetrics:   cfg.Admin.ProtectMetrics,
 		Logger:           logger,
 		Registry:         reg,
 	})

@@ -20,12 +20,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"riverqueue.com/riverui"
 
+	"github.com/idpsync/idpsync/internal/admin"
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
@@ -61,8 +61,13 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// AdminAddr serves /metrics, /healthz, /readyz and /riverui/. Empty: no admin server.
 	AdminAddr string
-	// RiverUI mounts River's dashboard at /riverui/ on the admin server.
+	// RiverUI mounts River's dashboard at /riverui/ on the admin server, behind Admin's
+	// credentials (New fails without them).
 	RiverUI bool
+	// Admin protects the admin server's pages.
+	Admin admin.Credentials
+	// ProtectMetrics puts /metrics behind Admin's credentials.
+	ProtectMetrics bool
 	// Hooks react to mirror changes inside the apply job's transaction.
 	Hooks []handlers.ChangeHook
 	// Logger defaults to a logger that discards.
@@ -272,19 +277,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) buildAdmin() error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.cfg.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := w.Ready(ctx); err != nil {
-			rw.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(rw, "not ready: %v\n", err)
-			return
-		}
-		_, _ = rw.Write([]byte("ok\n"))
-	})
+	protected := map[string]http.Handler{}
 	if w.cfg.RiverUI {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints:                riverui.NewEndpoints(w.river, nil),
@@ -296,9 +289,14 @@ func (w *Worker) buildAdmin() error {
 			return fmt.Errorf("river ui: %w", err)
 		}
 		w.ui = ui
-		mux.Handle("/riverui/", ui)
+		protected["/riverui/"] = ui
 	}
-	w.admin = &http.Server{Addr: w.cfg.AdminAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	h, err := admin.New(admin.Config{Registry: w.cfg.Registry, ReadyFunc: w.Ready, Credentials: w.cfg.Admin,
+		ProtectMetrics: w.cfg.ProtectMetrics, Protected: protected})
+	if err != nil {
+		return fmt.Errorf("admin server: %w", err)
+	}
+	w.admin = admin.Server(h)
 	return nil
 }
 
