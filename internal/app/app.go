@@ -121,7 +121,12 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	return receiver.Listen(r.Addr, h, time.Duration(r.ShutdownTimeout))
+	return receiver.Listen(receiver.ServerConfig{
+		Addr:            r.Addr,
+		ShutdownTimeout: time.Duration(r.ShutdownTimeout),
+		Logger:          logger,
+		Registerer:      reg,
+	}, h)
 }
 
 // NewWorker builds the worker of cfg; its metrics go to reg, which its admin server serves.
@@ -182,7 +187,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	srv, err := receiver.Listen(addr, mux, 5*time.Second)
+	srv, err := receiver.Listen(receiver.ServerConfig{Addr: addr, ShutdownTimeout: 5 * time.Second, MaxConns: 64}, mux)
 	if err != nil {
 		return err
 	}

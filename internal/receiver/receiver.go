@@ -8,7 +8,6 @@
 package receiver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,7 +18,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +39,9 @@ type Source struct {
 	Verifier webhook.Verifier
 }
 
+// DefaultMaxInFlightBytes is the default cap on the body bytes held by all requests at once.
+const DefaultMaxInFlightBytes = 32 << 20
+
 // Config configures a Handler.
 type Config struct {
 	// Sources served under /webhooks/{name}. Required.
@@ -51,6 +52,13 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxBodyBytes is the largest accepted body; larger ones get 413. Required.
 	MaxBodyBytes int64
+	// MaxInFlightBytes caps the body bytes held by all requests at once, counted as they arrive
+	// (not as declared) and until the request is answered. A request whose bytes would pass it gets
+	// 503 with Retry-After and its bytes are released; the IdP retries later. Buffers hold at most
+	// about twice their bytes, so bodies never take much more than twice this. Must be at least
+	// MaxBodyBytes. Defaults to DefaultMaxInFlightBytes (32 MiB: 32 bodies of the default 1 MiB
+	// limit, or some ten thousand typical 3 KB deliveries, at once).
+	MaxInFlightBytes int64
 	// RetryAfter is sent with 503 answers. Defaults to 5s.
 	RetryAfter time.Duration
 	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
@@ -69,7 +77,7 @@ type Handler struct {
 	mux        *http.ServeMux
 	metrics    *metrics
 	retryAfter string
-	bufs       sync.Pool
+	bodies     *bodies
 }
 
 type source struct {
@@ -86,6 +94,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
 	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if cfg.MaxInFlightBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("receiver: MaxInFlightBytes (%d) is less than MaxBodyBytes (%d), so the largest bodies could never be accepted; raise it to at least MaxBodyBytes",
+			cfg.MaxInFlightBytes, cfg.MaxBodyBytes)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,7 +110,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
-	m, err := newMetrics(cfg.Registerer)
+	bs := newBodies(cfg.MaxBodyBytes, cfg.MaxInFlightBytes)
+	m, err := newMetrics(cfg.Registerer, bs)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +121,7 @@ func New(cfg Config) (*Handler, error) {
 		mux:        http.NewServeMux(),
 		metrics:    m,
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
+		bodies:     bs,
 	}
 	for _, s := range cfg.Sources {
 		if s.Verifier == nil {
@@ -135,6 +152,7 @@ var (
 	errTooLarge         = &answer{http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this endpoint accepts"}
 	errUnreadable       = &answer{http.StatusBadRequest, "bad_request", "the body could not be read"}
 	errUnavailable      = &answer{http.StatusServiceUnavailable, "unavailable", "the event could not be stored; retry later"}
+	errOverloaded       = &answer{http.StatusServiceUnavailable, "overloaded", "the receiver holds too many request bodies at the moment; retry later"}
 	verificationAnswers = []struct {
 		err error
 		ans *answer
@@ -177,16 +195,20 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, src.Name, errMediaType)
 		return
 	}
-	buf, ans := h.readBody(w, r)
-	if ans != nil {
-		h.reject(w, r, src.Name, ans)
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.reject(w, r, src.Name, errTooLarge) // before reading a byte of it
 		return
 	}
-	defer h.bufs.Put(buf)
-	body := buf.Bytes()
+	buf, err := h.bodies.read(r.Body)
+	if err != nil {
+		h.reject(w, r, src.Name, h.readAnswer(w, err))
+		return
+	}
+	body := buf.b
 
 	delivery, err := src.Verifier.Verify(body, r.Header)
 	if err != nil {
+		h.bodies.release(buf)
 		reason := webhook.Reason(err)
 		h.metrics.verificationFailures.WithLabelValues(src.Name, reason).Inc()
 		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", err.Error()))
@@ -208,10 +230,14 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
 	src.publishSeconds.Observe(h.cfg.NowFunc().Sub(start).Seconds())
 	if err != nil {
+		// The NATS client may still hold the body to retry the publish: leave it to the
+		// garbage collector rather than hand it to another request.
+		h.bodies.forget(buf)
 		w.Header().Set("Retry-After", h.retryAfter)
 		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", err.Error()))
 		return
 	}
+	h.bodies.release(buf)
 
 	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusAccepted)
@@ -228,33 +254,18 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readBody reads the body into a pooled buffer, refusing bodies over the limit before reading them
-// when the length is declared, and as soon as the limit is passed otherwise.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, *answer) {
-	max := h.cfg.MaxBodyBytes
-	if r.ContentLength > max {
-		return nil, errTooLarge
+// readAnswer is the answer to a body that could not be read. Over the in-flight cap, the IdP is
+// told to retry later and the connection is closed, so that the rest of the body is not read.
+func (h *Handler) readAnswer(w http.ResponseWriter, err error) *answer {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return errTooLarge
+	case errors.Is(err, errOverBudget):
+		w.Header().Set("Retry-After", h.retryAfter)
+		w.Header().Set("Connection", "close")
+		return errOverloaded
 	}
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
-	body := r.Body
-	if r.ContentLength >= 0 {
-		buf.Grow(int(r.ContentLength)) // net/http stops the body at the declared length
-	} else {
-		body = http.MaxBytesReader(w, r.Body, max)
-	}
-	_, err := buf.ReadFrom(body)
-	if err != nil {
-		h.bufs.Put(buf)
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, errTooLarge
-		}
-		return nil, errUnreadable
-	}
-	return buf, nil
+	return errUnreadable
 }
 
 func verificationAnswer(err error) *answer {
