@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idpsync/idpsync/internal/receiver"
+	"github.com/idpsync/idpsync/internal/webhook"
 )
 
 // serve serves e's handler through receiver.Listen (the production server: connection cap,
@@ -168,5 +170,100 @@ func TestConnectionsAreCapped(t *testing.T) {
 	idle[0].Close()
 	if code := <-answered; code != http.StatusOK {
 		t.Fatalf("the waiting client got %d", code)
+	}
+}
+
+// The event id is checked before anything is published: ids that would poison the worker (NUL,
+// invalid UTF-8) or that NATS cannot carry (a 200 KB id fills the 64 KB header limit, so every
+// retry got 503) get a 400 that says what is wrong without repeating the id.
+func TestUnusableEventIDsAre400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *receiver.Config) { c.MaxBodyBytes = 1 << 20 })
+	authpi := func(id string) []byte {
+		return fmt.Appendf(nil, `{"id":%s,"specversion":"1.0","type":"event","data":{"type":"user.updated","data":{"object":"user","id":"usr_1"}}}`, id)
+	}
+	signHMAC := func(body []byte) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set(webhook.HMACSignatureHeader, webhook.SignHMAC(authpiSecret, body)) }
+	}
+	bigID := strings.Repeat("i", 200<<10)
+	cases := []struct {
+		name, path, svixID string
+		body               []byte
+		sign               func([]byte) func(*http.Request)
+		want               string // in the message
+	}{
+		{"NUL in a payload id", "/webhooks/authpi-test", "", authpi(`"nul\u0000id"`), signHMAC, "the event id in the payload cannot identify an event (invalid id: unprintable character U+0000 at byte 3)"},
+		{"200 KB payload id", "/webhooks/authpi-test", "", authpi(`"` + bigID + `"`), signHMAC, "204800 bytes, more than 256"},
+		{"invalid UTF-8 in svix-id", "/webhooks/clerk-test", "msg_\xff\xfe", userCreated("user_1"), nil, "the delivery id header cannot identify an event (invalid id: not valid UTF-8 at byte 4)"},
+		{"invalid UTF-8 in the svix-id of an unreadable payload", "/webhooks/clerk-test", "msg_\xff", []byte(`{"data": [1, 2`), nil, "not valid UTF-8"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var resp *http.Response
+			if c.sign != nil {
+				resp = e.post(t, c.path, "", c.body, c.sign(c.body))
+			} else {
+				resp = e.post(t, c.path, c.svixID, c.body, nil, secret)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			var answer struct{ Error, Message string }
+			if err := json.Unmarshal(got, &answer); err != nil || resp.StatusCode != http.StatusBadRequest || answer.Error != "bad_request" {
+				t.Fatalf("got %d %s, want 400 bad_request", resp.StatusCode, got)
+			}
+			if !strings.Contains(answer.Message, c.want) {
+				t.Errorf("message %q does not say %q", answer.Message, c.want)
+			}
+			if strings.Contains(answer.Message, "nul") || strings.Contains(answer.Message, "iiii") || strings.Contains(answer.Message, "msg_") {
+				t.Errorf("the message repeats the id: %q", answer.Message)
+			}
+		})
+	}
+	if n := e.streamMsgs(t); n != 0 {
+		t.Fatalf("%d deliveries with unusable ids were published", n)
+	}
+	if n := metricValue(t, e.reg, "idpsync_webhook_requests_total", "authpi-test", "bad_request"); n != 2 {
+		t.Errorf("authpi-test bad_request = %v, want 2", n)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, `"reason":"invalid_event_id"`) || strings.Contains(logs, "iiiiiiii") {
+		t.Errorf("the rejections are not logged with their reason, or the logs repeat the id (%d bytes of logs)", len(logs))
+	}
+}
+
+// An id in a header is refused with a 400 naming it, from 257 bytes up to the header limit of the
+// production server; beyond that limit net/http answers 431 itself, and the handler never runs.
+func TestOversizedHeaderIDs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr := e.serve(t, receiver.ServerConfig{})
+	post := func(id string) (int, string) {
+		body := userCreated("user_1")
+		h, err := webhook.SignSvix(id, time.Now(), body, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/clerk-test", bytes.NewReader(body))
+		req.Header = h
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("id of %d bytes: %v", len(id), err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(got)
+	}
+	for _, n := range []int{257, 4 << 10, receiver.DefaultMaxHeaderBytes - 1024} {
+		code, got := post(strings.Repeat("x", n))
+		if code != http.StatusBadRequest || !strings.Contains(got, `"error":"bad_request"`) || !strings.Contains(got, "svix-id") {
+			t.Errorf("id of %d bytes: %d %s", n, code, got)
+		}
+	}
+	for _, n := range []int{receiver.DefaultMaxHeaderBytes + 8<<10, 1 << 20} {
+		if code, got := post(strings.Repeat("x", n)); code != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("id of %d bytes: %d %s, want 431", n, code, got)
+		}
+	}
+	if n := e.streamMsgs(t); n != 0 {
+		t.Fatalf("%d messages published", n)
 	}
 }

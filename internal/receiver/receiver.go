@@ -18,6 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,15 +217,26 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev := &natsbus.Event{Source: src.Name, Body: body, Traceparent: traceparent(r)}
-	env, err := events.ParseEnvelope(src.Kind, delivery.ID, body)
-	if err != nil {
+	env, parseErr := events.ParseEnvelope(src.Kind, delivery.ID, body)
+	if parseErr != nil {
 		// It verified, so it is the IdP's: keep it (the worker dead-letters it) rather than make
 		// the IdP retry something that will never parse.
 		ev.EventID, ev.SourceType = fallbackEventID(delivery.ID, body), natsbus.TypeInvalid
-		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
-			"source", src.Name, "event_id", ev.EventID, "error", err)
 	} else {
 		ev.EventID, ev.Type, ev.SourceType = env.ID, env.Type, env.SourceType
+	}
+	// The id names the event in the stream's headers and dedup window and in the event log's key:
+	// one that cannot serve there is refused now, with a reason, rather than acknowledged and left
+	// to fail in the worker (or in NATS, at every retry).
+	if err := events.CheckID(ev.EventID); err != nil {
+		h.bodies.release(buf)
+		h.reject(w, r, src.Name, badEventID(delivery.ID != "" && ev.EventID == delivery.ID, err),
+			slog.String("reason", "invalid_event_id"), slog.String("detail", err.Error()))
+		return
+	}
+	if parseErr != nil {
+		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
+			"source", src.Name, "event_id", ev.EventID, "error", parseErr)
 	}
 
 	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
@@ -268,10 +280,31 @@ func (h *Handler) readAnswer(w http.ResponseWriter, err error) *answer {
 	return errUnreadable
 }
 
+// badEventID is the answer to an event id that events.CheckID refuses. The message names where
+// the id came from and what is wrong with it, never the id itself.
+func badEventID(fromHeader bool, err error) *answer {
+	from := "the event id in the payload"
+	if fromHeader {
+		from = "the delivery id header"
+	}
+	return &answer{http.StatusBadRequest, "bad_request",
+		fmt.Sprintf("%s cannot identify an event (%v); ids must be 1 to %d bytes of printable UTF-8", from, err, events.MaxIDLen)}
+}
+
+// verificationAnswer is the answer to a delivery that failed verification. A 400 also says which
+// header is missing or malformed (the verifiers' errors name headers, never their values); a 401
+// says no more than its class.
 func verificationAnswer(err error) *answer {
 	for _, va := range verificationAnswers {
 		if errors.Is(err, va.err) {
-			return va.ans
+			if va.ans.status != http.StatusBadRequest {
+				return va.ans
+			}
+			detail, ok := strings.CutPrefix(err.Error(), va.err.Error()+": ")
+			if !ok {
+				return va.ans
+			}
+			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + detail}
 		}
 	}
 	return &answer{http.StatusUnauthorized, "unauthorized", "the delivery could not be verified"}
