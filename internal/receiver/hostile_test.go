@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -265,5 +266,28 @@ func TestOversizedHeaderIDs(t *testing.T) {
 	}
 	if n := e.streamMsgs(t); n != 0 {
 		t.Fatalf("%d messages published", n)
+	}
+}
+
+// However long the request, its rejection is one short log line: a 900 KB path used to be logged
+// whole.
+func TestLogsAreBoundedWhateverTheRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // httptest's server: net/http's default 1 MB header limit, so the path gets through
+	path := "/webhooks/" + strings.Repeat("a", 900<<10) + "%ff%fe%00"
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader("{}"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	logs := e.logs.String()
+	marker := fmt.Sprintf("truncated, %d bytes", len("/webhooks/")+900<<10+3)
+	if len(logs) > 2048 || !strings.Contains(logs, marker) || !utf8.ValidString(logs) {
+		t.Fatalf("%d bytes of logs for one rejection:\n%.600s", len(logs), logs)
 	}
 }

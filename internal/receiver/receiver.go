@@ -212,7 +212,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.bodies.release(buf)
 		reason := webhook.Reason(err)
 		h.metrics.verificationFailures.WithLabelValues(src.Name, reason).Inc()
-		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", err.Error()))
+		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", logValue(err.Error())))
 		return
 	}
 
@@ -236,7 +236,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if parseErr != nil {
 		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
-			"source", src.Name, "event_id", ev.EventID, "error", parseErr)
+			"source", src.Name, "event_id", ev.EventID, "error", logValue(parseErr.Error()))
 	}
 
 	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
@@ -246,7 +246,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		// garbage collector rather than hand it to another request.
 		h.bodies.forget(buf)
 		w.Header().Set("Retry-After", h.retryAfter)
-		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", err.Error()))
+		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", logValue(err.Error())))
 		return
 	}
 	h.bodies.release(buf)
@@ -261,7 +261,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(bodyAccepted)
 	}
 	if h.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
-		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", ev.SourceType,
+		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", logValue(ev.SourceType),
 			"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
 }
@@ -304,7 +304,7 @@ func verificationAnswer(err error) *answer {
 			if !ok {
 				return va.ans
 			}
-			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + detail}
+			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + logValue(detail)}
 		}
 	}
 	return &answer{http.StatusUnauthorized, "unauthorized", "the delivery could not be verified"}
@@ -320,9 +320,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, sourceName stri
 	if ans.status >= 500 {
 		level = slog.LevelError
 	}
-	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", r.RemoteAddr}
+	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", logValue(r.RemoteAddr)}
 	if sourceName == "" {
-		args = append(args, "path", r.URL.Path)
+		args = append(args, "path", logValue(r.URL.Path))
 	}
 	for _, a := range attrs {
 		args = append(args, a)
