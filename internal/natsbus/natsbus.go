@@ -152,10 +152,23 @@ func (b *Bus) SubjectFilter(source string) string {
 // TypeInvalid is the subject type token of a payload that verified but could not be read.
 const TypeInvalid = "invalid"
 
-// subjectTokens turns an IdP's type name into one or more valid subject tokens.
+// Bounds of the subject tokens made from an IdP's type name (which comes from the payload): a
+// subject longer than the NATS server's control line (4 KiB by default) makes the server close the
+// connection, and the client does not reconnect.
+const (
+	maxTypeTokens   = 8
+	maxTypeTokenLen = 64
+)
+
+// subjectTokens turns an IdP's type name into one or more valid subject tokens: at most
+// maxTypeTokens of them, each cut to maxTypeTokenLen bytes.
 func subjectTokens(s string) string {
 	var tokens []string
 	for tok := range strings.SplitSeq(s, ".") {
+		if len(tokens) == maxTypeTokens {
+			break
+		}
+		tok = tok[:min(len(tok), maxTypeTokenLen)]
 		tok = strings.Map(func(r rune) rune {
 			switch {
 			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
@@ -163,7 +176,7 @@ func subjectTokens(s string) string {
 			}
 			return '_'
 		}, tok)
-		if tok != "" && len(tokens) < 8 {
+		if tok != "" {
 			tokens = append(tokens, tok)
 		}
 	}

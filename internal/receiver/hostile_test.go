@@ -291,3 +291,25 @@ func TestLogsAreBoundedWhateverTheRequest(t *testing.T) {
 		t.Fatalf("%d bytes of logs for one rejection:\n%.600s", len(logs), logs)
 	}
 }
+
+// The IdP's type name becomes subject tokens; a huge one used to make a subject longer than the
+// NATS server's control line, and the server closed the connection for good: every later delivery
+// got 503 until a restart. Now it is stored under a bounded subject, and the connection stays up.
+func TestHugeTypeNameKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *receiver.Config) { c.MaxBodyBytes = 1 << 20 })
+	body := fmt.Appendf(nil, `{"data":{"id":"user_1","object":"user"},"object":"event","type":"%s.created","timestamp":1716883200}`, strings.Repeat("x", 100<<10))
+	if resp := e.post(t, "/webhooks/clerk-test", "msg_huge_type", body, nil, secret); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("huge type: %d", resp.StatusCode)
+	}
+	if resp := e.post(t, "/webhooks/clerk-test", "msg_next", userCreated("user_2"), nil, secret); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("the next delivery: %d (connection %s)", resp.StatusCode, e.bus.Conn().Status())
+	}
+	msg, err := e.stream.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "idpsync.events.clerk-test." + strings.Repeat("x", 64) + ".created"; msg.Subject != want {
+		t.Fatalf("subject %q", msg.Subject)
+	}
+}
