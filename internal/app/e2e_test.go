@@ -380,7 +380,7 @@ func TestEndToEndNATSOutage(t *testing.T) {
 		t.Fatalf("during the outage: %d", code)
 	}
 	s.nats.Restart()
-	s.eventually("the receiver to reconnect", func() bool { return s.bus.Conn().IsConnected() })
+	s.eventually("the receiver to be ready again", func() bool { return s.bus.Ready(context.Background()) == nil })
 	if code := s.deliver("msg_outage", body); code != http.StatusAccepted {
 		t.Fatalf("the retry: %d", code)
 	}
@@ -514,7 +514,7 @@ func TestEndToEndWorkerStartsDuringNATSOutage(t *testing.T) {
 	default:
 	}
 	s.nats.Restart()
-	s.eventually("the receiver to reconnect", func() bool { return s.bus.Conn().IsConnected() })
+	s.eventually("the receiver to be ready again", func() bool { return s.bus.Ready(context.Background()) == nil })
 	if st := s.settled(s.send(clerkEvent("user.created", 1700000001, clerkUser("user_late", "Late", 1700000001000, false)))); st != "applied" {
 		t.Fatalf("status %s", st)
 	}

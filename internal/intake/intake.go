@@ -117,11 +117,15 @@ func (in *Intake) Run(ctx context.Context) error {
 	}
 }
 
-// consume creates (or finds) the durable consumer and starts pulling, retrying with backoff for as
-// long as NATS cannot answer: a worker started during an outage waits for it rather than exiting.
-// It fails only when ctx is done.
+// consume creates (or finds) the durable consumer and starts pulling once the stream is ready,
+// retrying with backoff for as long as NATS cannot answer: a worker started during an outage waits
+// for it rather than exiting (the bus logs its own attempts; this loop logs only failures to
+// create the consumer on a ready stream). It fails only when ctx is done.
 func (in *Intake) consume(ctx context.Context) (*natsbus.Consumer, error) {
 	for attempt := uint64(1); ; attempt++ {
+		if err := in.cfg.Bus.WaitReady(ctx); err != nil {
+			return nil, err
+		}
 		cons, err := in.cfg.Bus.Consume(ctx, in.cfg.Consumer, 2*in.cfg.BatchSize)
 		if err == nil {
 			return cons, nil
