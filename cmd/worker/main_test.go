@@ -127,8 +127,8 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 }
 
 // A worker started while NATS is down starts all the same: not ready, its intake waiting. When NATS
-// comes it records what arrives; when NATS goes away and comes back, it recovers by itself,
-// without a restart.
+// comes it records what arrives; when NATS goes away and comes back, even as a server that lost
+// the stream and the consumer, it recovers by itself, without a restart.
 func TestWorkerStartsWhileNATSIsDown(t *testing.T) {
 	t.Parallel()
 	pool, schema := storetest.NewSchema(t)
@@ -218,6 +218,12 @@ func TestWorkerStartsWhileNATSIsDown(t *testing.T) {
 	ns.Restart()
 	eventually(t, "readyz 200 again", func() bool { return readyz() == http.StatusOK })
 	recorded("msg_2")
+
+	ns.Shutdown()
+	eventually(t, "readyz 503 once NATS is gone", func() bool { return readyz() == http.StatusServiceUnavailable })
+	ns.RestartEmpty()
+	eventually(t, "readyz 200 with a new server", func() bool { return readyz() == http.StatusOK })
+	recorded("msg_3") // the worker created the stream and its consumer again
 }
 
 type syncBuffer struct {
