@@ -3,17 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
 	"github.com/idpsync/idpsync/internal/provider/clerk/clerkfake"
 	"github.com/idpsync/idpsync/internal/store/storetest"
@@ -119,5 +124,141 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 	out, err := runCmd(t, getenv, "-config", path, "replay", "-dry-run")
 	if err != nil || out != "0 events match; nothing was changed (-dry-run)\n" {
 		t.Errorf("replay -dry-run: %q %v", out, err)
+	}
+}
+
+// A worker started while NATS is down starts all the same: not ready, its intake waiting. When NATS
+// comes it records what arrives; when NATS goes away and comes back, even as a server that lost
+// the stream and the consumer, it recovers by itself, without a restart.
+func TestWorkerStartsWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	pool, schema := storetest.NewSchema(t)
+	ns := natstest.NewStopped(t)
+	path := filepath.Join(t.TempDir(), "idpsync.yaml")
+	yaml := fmt.Sprintf("database: {schema: %s}\nworker: {admin_addr: \"127.0.0.1:0\", ack_wait: 5s}\nsources: [{name: c, kind: clerk, webhook: {secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}}]\n", schema)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		return map[string]string{"DATABASE_URL": storetest.DatabaseURL(), "NATS_URL": ns.URL()}[k]
+	}
+	cfg, err := config.Load(path, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", path}, getenv, io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	var admin string
+	eventually(t, "the worker to start", func() bool {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("the worker exited while NATS was down: %v", err)
+		default:
+		}
+		if recs := logs.records("worker started"); len(recs) > 0 {
+			admin = "http://" + recs[0]["admin_addr"].(string)
+			return true
+		}
+		return false
+	})
+	readyz := func() int {
+		resp, err := http.Get(admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A publisher, as a receiver would be.
+	nc, err := natsbus.Connect(ns.URL(), "", "publisher", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub, err := natsbus.New(nc, app.StreamConfig(cfg), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := func(id string) {
+		t.Helper()
+		body := fmt.Appendf(nil, `{"data":{"id":"user_%s","object":"user","updated_at":1716883200000},"object":"event","type":"user.created","timestamp":1716883200}`, id)
+		eventually(t, "the publish of "+id, func() bool {
+			_, err := pub.Publish(ctx, &natsbus.Event{Source: "c", EventID: id, Type: events.UserCreated, SourceType: "user.created", Body: body})
+			return err == nil
+		})
+		eventually(t, id+" in the event log", func() bool {
+			var n int
+			err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE source = 'c' AND event_id = $1`, id).Scan(&n)
+			return err == nil && n == 1
+		})
+	}
+
+	if code := readyz(); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz while NATS is down: %d", code)
+	}
+	eventually(t, "two logged attempts", func() bool { return len(logs.records("cannot reach nats; retrying with backoff")) >= 2 })
+	ns.Restart()
+	eventually(t, "readyz 200", func() bool { return readyz() == http.StatusOK })
+	if err := pub.EnsureStream(ctx); err != nil { // the publisher's own stream check
+		t.Fatal(err)
+	}
+	recorded("msg_1")
+
+	ns.Shutdown()
+	eventually(t, "readyz 503 once NATS is gone", func() bool { return readyz() == http.StatusServiceUnavailable })
+	ns.Restart()
+	eventually(t, "readyz 200 again", func() bool { return readyz() == http.StatusOK })
+	recorded("msg_2")
+
+	ns.Shutdown()
+	eventually(t, "readyz 503 once NATS is gone", func() bool { return readyz() == http.StatusServiceUnavailable })
+	ns.RestartEmpty()
+	eventually(t, "readyz 200 with a new server", func() bool { return readyz() == http.StatusOK })
+	recorded("msg_3") // the worker created the stream and its consumer again
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// records returns the logged records whose message is msg.
+func (s *syncBuffer) records(msg string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.SplitSeq(s.b.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 40s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

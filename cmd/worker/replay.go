@@ -67,6 +67,18 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer bus.Conn().Close()
+	if *from == "stream" {
+		// An operator waits a moment for NATS, not for the whole outage.
+		wctx, cancel := context.WithTimeout(ctx, streamWait)
+		err := bus.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			if why := bus.Ready(ctx); why != nil {
+				err = why
+			}
+			return fmt.Errorf("the stream is not reachable after %s, so it cannot be replayed: %w", streamWait, err)
+		}
+	}
 	rec, err := worker.NewRecorder(e.cfg, pool, bus, e.logger)
 	if err != nil {
 		return err
@@ -109,6 +121,9 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	}
 	return err
 }
+
+// streamWait bounds the wait of `replay -from stream` for NATS.
+const streamWait = 15 * time.Second
 
 // parseWhen reads an RFC 3339 time or a duration meaning that long before now; "" is zero.
 func parseWhen(s string, now time.Time) (time.Time, error) {

@@ -49,7 +49,14 @@ func StreamConfig(cfg *config.Config) natsbus.StreamConfig {
 	}
 }
 
-// ConnectBus connects to cfg's NATS and creates or updates the event stream.
+// ConnectBus connects to cfg's NATS and keeps the event stream created and up to date until ctx is
+// done or the connection is closed (natsbus.Bus.KeepStream).
+//
+// It does not wait for NATS: a process started while NATS is unreachable starts all the same, not
+// ready (bus.Ready says why, publishes fail fast), and the connection keeps trying with backoff;
+// the stream is created or updated as soon as NATS answers, and again after every reconnection.
+// When NATS answers at once, the stream is ensured before ConnectBus returns, and JetStream
+// refusing its configuration is returned as an error: that needs an operator, not a retry.
 func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logger *slog.Logger) (*natsbus.Bus, error) {
 	if cfg.NATS.URL == "" {
 		return nil, errors.New("nats.url is not set: set NATS_URL or nats.url in the config (for a single-process development setup with an embedded server, run `make run`)")
@@ -63,10 +70,18 @@ func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logg
 		nc.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStream(ctx); err != nil {
-		nc.Close()
-		return nil, err
+	if nc.IsConnected() {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bus.EnsureStream(ectx)
+		cancel()
+		if natsbus.IsRefusal(err) {
+			nc.Close()
+			return nil, err
+		}
+	} else {
+		logger.Warn("nats is not reachable; starting without it, not ready until it is")
 	}
+	go bus.KeepStream(ctx, logger)
 	return bus, nil
 }
 
@@ -77,9 +92,25 @@ const headerAllowance = 4096
 // to reg.
 func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg prometheus.Registerer) (*receiver.Server, error) {
 	r := cfg.Receiver
-	if limit := bus.Conn().MaxPayload(); r.MaxBodyBytes+headerAllowance > limit {
-		return nil, fmt.Errorf("receiver.max_body_bytes is %d but the NATS server takes messages of at most %d bytes, headers included; set max_body_bytes to at most %d or raise max_payload in the NATS server's configuration",
-			r.MaxBodyBytes, limit, limit-headerAllowance)
+	// The NATS server's message limit is known once connected: at start when NATS answers (a
+	// mismatch is then a start-up error), else in every readiness check.
+	payloadFits := func() error {
+		if limit := bus.Conn().MaxPayload(); r.MaxBodyBytes+headerAllowance > limit {
+			return fmt.Errorf("receiver.max_body_bytes is %d but the NATS server takes messages of at most %d bytes, headers included; set max_body_bytes to at most %d or raise max_payload in the NATS server's configuration",
+				r.MaxBodyBytes, limit, limit-headerAllowance)
+		}
+		return nil
+	}
+	if bus.Conn().IsConnected() {
+		if err := payloadFits(); err != nil {
+			return nil, err
+		}
+	}
+	ready := func(ctx context.Context) error {
+		if err := bus.Ready(ctx); err != nil {
+			return err
+		}
+		return payloadFits()
 	}
 	sources := make([]receiver.Source, 0, len(cfg.Sources))
 	for _, s := range cfg.Sources {
@@ -98,7 +129,7 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	h, err := receiver.New(receiver.Config{
 		Sources:      sources,
 		Publisher:    bus,
-		Ready:        bus.Ready,
+		Ready:        ready,
 		MaxBodyBytes: r.MaxBodyBytes,
 		RetryAfter:   time.Duration(r.RetryAfter),
 		Logger:       logger,
@@ -107,7 +138,12 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	return receiver.Listen(r.Addr, h, time.Duration(r.ShutdownTimeout))
+	return receiver.Listen(receiver.ServerConfig{
+		Addr:            r.Addr,
+		ShutdownTimeout: time.Duration(r.ShutdownTimeout),
+		Logger:          logger,
+		Registerer:      reg,
+	}, h)
 }
 
 // AdminCredentials are the credentials of cfg's admin servers.
@@ -122,7 +158,7 @@ func ServeAdmin(ctx context.Context, addr string, cfg *config.Config, reg *prome
 	if err != nil {
 		return err
 	}
-	srv, err := receiver.Listen(addr, h, 5*time.Second)
+	srv, err := receiver.Listen(receiver.ServerConfig{Addr: addr, ShutdownTimeout: 5 * time.Second, MaxConns: 64, MaxHeaderBytes: 64 << 10}, h)
 	if err != nil {
 		return err
 	}

@@ -63,9 +63,12 @@ func newPerson(t *testing.T, c *clerkfake.Fake, z *zeroidfake.Fake, name string)
 // quiescent waits until no job is left to run.
 func (s *stack) quiescent() {
 	s.t.Helper()
+	// The consumer first: a message is acknowledged only after its jobs were inserted, so once
+	// nothing is pending every job is visible (checked the other way round, a job inserted between
+	// the two reads went unseen).
 	s.eventually("the jobs to be done", func() bool {
-		return s.scalar(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`) == int64(0) &&
-			s.consumerPending() == 0
+		return s.consumerPending() == 0 &&
+			s.scalar(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`) == int64(0)
 	})
 }
 

@@ -44,11 +44,11 @@ func isBadRune(s string) bool {
 }
 
 // CheckIDs checks, with CheckID, the event's id and the ids of the entity it carries; the error
-// wraps ErrMalformed (a parser returns it: the payload cannot be recorded).
+// wraps ErrMalformed and ErrInvalidID (a parser returns it: the payload cannot be recorded).
 func CheckIDs(ev Event) error {
 	check := func(what, id string) error {
 		if err := CheckID(id); err != nil {
-			return Malformed("%s: %v", what, err)
+			return MalformedID(what, err)
 		}
 		return nil
 	}
@@ -69,4 +69,11 @@ func CheckIDs(ev Event) error {
 		}
 	}
 	return nil
+}
+
+// MalformedID is a parser's error for an id that cannot be recorded (err, from CheckID): it wraps
+// ErrMalformed and ErrInvalidID, so that the receiver refuses the delivery (400) rather than
+// keeping it as a dead letter.
+func MalformedID(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
 }

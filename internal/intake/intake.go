@@ -101,39 +101,70 @@ func New(cfg Config) (*Intake, error) {
 }
 
 // Run consumes until ctx is done, then stops fetching, records what it already holds, and returns.
+//
+// When the consumer stops delivering (its server went away, or came back without it), Run drops
+// it and, once the stream is ready again, creates it anew: unacknowledged messages are redelivered
+// and recorded once.
 func (in *Intake) Run(ctx context.Context) error {
-	cons, err := in.consume(ctx)
-	if err != nil {
-		return nil // shut down before the consumer was reachable
+	// Batches in hand are finished even after ctx is done: Drain makes NextBatch return them and
+	// then ErrClosed.
+	work := context.WithoutCancel(ctx)
+	for failures := uint64(0); ; failures++ {
+		if failures > 0 {
+			select {
+			case <-ctx.Done():
+				in.cfg.Logger.Info("intake stopped")
+				return nil
+			case <-time.After(backoff(failures)):
+			}
+		}
+		cons, err := in.consume(ctx)
+		if err != nil {
+			in.cfg.Logger.Info("intake stopped")
+			return nil // shut down before the consumer was reachable
+		}
+		delivered, err := in.pull(ctx, work, cons)
+		if err == nil {
+			in.cfg.Logger.Info("intake stopped")
+			return nil
+		}
+		if delivered {
+			failures = 0
+		}
+		in.cfg.Logger.Warn("the stream's consumer stopped delivering; creating it again", "consumer", in.cfg.Consumer.Durable,
+			"retry_in", backoff(failures+1).String(), "error", err)
 	}
+}
+
+// pull records the batches cons delivers until ctx is done and cons drained (nil), or cons fails
+// (the error). delivered reports whether it delivered anything.
+func (in *Intake) pull(ctx, work context.Context, cons *natsbus.Consumer) (delivered bool, err error) {
 	stop := context.AfterFunc(ctx, cons.Drain)
 	defer stop()
 	defer cons.Stop()
 	in.cfg.Logger.Info("intake started", "consumer", in.cfg.Consumer.Durable, "batch_size", in.cfg.BatchSize)
-
-	// Batches in hand are finished even after ctx is done: Drain makes NextBatch return them and
-	// then ErrClosed.
-	work := context.WithoutCancel(ctx)
 	for {
 		batch, err := cons.NextBatch(work, in.cfg.BatchSize, in.cfg.Linger)
 		if errors.Is(err, natsbus.ErrClosed) {
-			in.cfg.Logger.Info("intake stopped")
-			return nil
+			return delivered, nil
 		}
 		if err != nil {
-			in.cfg.Logger.Warn("fetching from the stream", "error", err)
-			time.Sleep(time.Second)
-			continue
+			return delivered, err
 		}
+		delivered = true
 		in.Process(work, batch)
 	}
 }
 
-// consume creates (or finds) the durable consumer and starts pulling, retrying with backoff for as
-// long as NATS cannot answer: a worker started during an outage waits for it rather than exiting.
-// It fails only when ctx is done.
+// consume creates (or finds) the durable consumer and starts pulling once the stream is ready,
+// retrying with backoff for as long as NATS cannot answer: a worker started during an outage waits
+// for it rather than exiting (the bus logs its own attempts; this loop logs only failures to
+// create the consumer on a ready stream). It fails only when ctx is done.
 func (in *Intake) consume(ctx context.Context) (*natsbus.Consumer, error) {
 	for attempt := uint64(1); ; attempt++ {
+		if err := in.cfg.Bus.WaitReady(ctx); err != nil {
+			return nil, err
+		}
 		cons, err := in.cfg.Bus.Consume(ctx, in.cfg.Consumer, 2*in.cfg.BatchSize)
 		if err == nil {
 			return cons, nil

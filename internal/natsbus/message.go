@@ -57,9 +57,10 @@ type PubAck struct {
 // Publishes are pipelined: each waits for its own acknowledgement, but many are in flight on the
 // connection at once, with no timer or context of their own (JetStream times them out together).
 func (b *Bus) Publish(ctx context.Context, ev *Event) (PubAck, error) {
-	if !b.nc.IsConnected() {
-		// Fail fast: a message queued while reconnecting would only time out.
-		return PubAck{}, fmt.Errorf("%w: %s", ErrUnavailable, b.nc.Status())
+	if !b.streamReady.Load() || !b.nc.IsConnected() {
+		// Fail fast: a message queued while reconnecting, or sent before the stream exists, would
+		// only time out.
+		return PubAck{}, fmt.Errorf("%w: %s, stream ready: %t", ErrUnavailable, b.nc.Status(), b.streamReady.Load())
 	}
 	// One backing array for the header values: a header is a map of slices.
 	vals := [4]string{ev.Source, ev.EventID, string(ev.Type), ev.Traceparent}

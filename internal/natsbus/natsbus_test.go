@@ -3,6 +3,7 @@ package natsbus_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ func TestSubjects(t *testing.T) {
 		{"", "..a..b..", "idpsync.events.s1.a.b"},
 		{"", "", "idpsync.events.s1.invalid"},
 		{"", "a.b.c.d.e.f.g.h.i.j", "idpsync.events.s1.a.b.c.d.e.f.g.h"},
+		{"", strings.Repeat("y", 10000) + ".created", "idpsync.events.s1." + strings.Repeat("y", 64) + ".created"},
+		{"", strings.Repeat("é.", 5000), "idpsync.events.s1._._._._._._._._"},
 	}
 	for _, c := range cases {
 		if got := bus.Subject("s1", c.typ, c.sourceType); got != c.want {

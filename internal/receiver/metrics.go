@@ -10,13 +10,14 @@ type metrics struct {
 	requests             *prometheus.CounterVec
 	verificationFailures *prometheus.CounterVec
 	publishSeconds       *prometheus.HistogramVec
+	bodyBytes            prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, bs *bodies) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idpsync_webhook_requests_total",
-			Help: "Webhook deliveries by source and outcome (accepted, duplicate, unauthorized, bad_request, too_large, unsupported_media_type, method_not_allowed, unknown_source, unavailable).",
+			Help: "Webhook deliveries by source and outcome (accepted, duplicate, unauthorized, bad_request, too_large, unsupported_media_type, method_not_allowed, unknown_source, unavailable, overloaded).",
 		}, []string{"source", "outcome"}),
 		verificationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idpsync_webhook_verification_failures_total",
@@ -27,8 +28,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from receiving a verified delivery's first byte to JetStream's acknowledgement (or failure).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"source"}),
+		bodyBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "idpsync_webhook_body_bytes_in_flight",
+			Help: "Body bytes held by requests being read, verified or published (capped by the receiver's in-flight limit).",
+		}, func() float64 { return float64(bs.heldBytes()) }),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.verificationFailures, m.publishSeconds} {
+	for _, c := range []prometheus.Collector{m.requests, m.verificationFailures, m.publishSeconds, m.bodyBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering receiver metrics: %w", err)
 		}

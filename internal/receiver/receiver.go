@@ -8,7 +8,6 @@
 package receiver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,7 +18,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,9 @@ type Source struct {
 	ParseEnvelopeFunc func(deliveryID string, body []byte) (events.Envelope, error)
 }
 
+// DefaultMaxInFlightBytes is the default cap on the body bytes held by all requests at once.
+const DefaultMaxInFlightBytes = 32 << 20
+
 // Config configures a Handler.
 type Config struct {
 	// Sources served under /webhooks/{name}. Required.
@@ -53,6 +55,13 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxBodyBytes is the largest accepted body; larger ones get 413. Required.
 	MaxBodyBytes int64
+	// MaxInFlightBytes caps the body bytes held by all requests at once, counted as they arrive
+	// (not as declared) and until the request is answered. A request whose bytes would pass it gets
+	// 503 with Retry-After and its bytes are released; the IdP retries later. Buffers hold at most
+	// about twice their bytes, so bodies never take much more than twice this. Must be at least
+	// MaxBodyBytes. Defaults to DefaultMaxInFlightBytes (32 MiB: 32 bodies of the default 1 MiB
+	// limit, or some ten thousand typical 3 KB deliveries, at once).
+	MaxInFlightBytes int64
 	// RetryAfter is sent with 503 answers. Defaults to 5s.
 	RetryAfter time.Duration
 	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
@@ -71,7 +80,7 @@ type Handler struct {
 	mux        *http.ServeMux
 	metrics    *metrics
 	retryAfter string
-	bufs       sync.Pool
+	bodies     *bodies
 }
 
 type source struct {
@@ -88,6 +97,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
 	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if cfg.MaxInFlightBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("receiver: MaxInFlightBytes (%d) is less than MaxBodyBytes (%d), so the largest bodies could never be accepted; raise it to at least MaxBodyBytes",
+			cfg.MaxInFlightBytes, cfg.MaxBodyBytes)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -97,7 +113,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
-	m, err := newMetrics(cfg.Registerer)
+	bs := newBodies(cfg.MaxBodyBytes, cfg.MaxInFlightBytes)
+	m, err := newMetrics(cfg.Registerer, bs)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +124,7 @@ func New(cfg Config) (*Handler, error) {
 		mux:        http.NewServeMux(),
 		metrics:    m,
 		retryAfter: strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
+		bodies:     bs,
 	}
 	for _, s := range cfg.Sources {
 		if s.Verifier == nil || s.ParseEnvelopeFunc == nil {
@@ -137,6 +155,7 @@ var (
 	errTooLarge         = &answer{http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this endpoint accepts"}
 	errUnreadable       = &answer{http.StatusBadRequest, "bad_request", "the body could not be read"}
 	errUnavailable      = &answer{http.StatusServiceUnavailable, "unavailable", "the event could not be stored; retry later"}
+	errOverloaded       = &answer{http.StatusServiceUnavailable, "overloaded", "the receiver holds too many request bodies at the moment; retry later"}
 	verificationAnswers = []struct {
 		err error
 		ans *answer
@@ -179,41 +198,66 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, src.Name, errMediaType)
 		return
 	}
-	buf, ans := h.readBody(w, r)
-	if ans != nil {
-		h.reject(w, r, src.Name, ans)
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.reject(w, r, src.Name, errTooLarge) // before reading a byte of it
 		return
 	}
-	defer h.bufs.Put(buf)
-	body := buf.Bytes()
+	buf, err := h.bodies.read(r.Body)
+	if err != nil {
+		h.reject(w, r, src.Name, h.readAnswer(w, err))
+		return
+	}
+	body := buf.b
 
 	delivery, err := src.Verifier.Verify(body, r.Header)
 	if err != nil {
+		h.bodies.release(buf)
 		reason := webhook.Reason(err)
 		h.metrics.verificationFailures.WithLabelValues(src.Name, reason).Inc()
-		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", err.Error()))
+		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", logValue(err.Error())))
 		return
 	}
 
 	ev := &natsbus.Event{Source: src.Name, Body: body, Traceparent: traceparent(r)}
-	env, err := src.ParseEnvelopeFunc(delivery.ID, body)
-	if err != nil {
+	env, parseErr := src.ParseEnvelopeFunc(delivery.ID, body)
+	if errors.Is(parseErr, events.ErrInvalidID) {
+		// The payload names its event with an id that cannot serve as one: refused, with a reason.
+		h.bodies.release(buf)
+		h.reject(w, r, src.Name, badEventID(false, parseErr), slog.String("reason", "invalid_event_id"), slog.String("detail", logValue(parseErr.Error())))
+		return
+	}
+	if parseErr != nil {
 		// It verified, so it is the IdP's: keep it (the worker dead-letters it) rather than make
 		// the IdP retry something that will never parse.
 		ev.EventID, ev.SourceType = fallbackEventID(delivery.ID, body), natsbus.TypeInvalid
-		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
-			"source", src.Name, "event_id", ev.EventID, "error", err)
 	} else {
 		ev.EventID, ev.Type, ev.SourceType = env.ID, env.Type, env.SourceType
+	}
+	// The id names the event in the stream's headers and dedup window and in the event log's key:
+	// one that cannot serve there is refused now, with a reason, rather than acknowledged and left
+	// to fail in the worker (or in NATS, at every retry).
+	if err := events.CheckID(ev.EventID); err != nil {
+		h.bodies.release(buf)
+		h.reject(w, r, src.Name, badEventID(delivery.ID != "" && ev.EventID == delivery.ID, err),
+			slog.String("reason", "invalid_event_id"), slog.String("detail", err.Error()))
+		return
+	}
+	if parseErr != nil {
+		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
+			"source", src.Name, "event_id", ev.EventID, "error", logValue(parseErr.Error()))
 	}
 
 	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
 	src.publishSeconds.Observe(h.cfg.NowFunc().Sub(start).Seconds())
 	if err != nil {
+		// The NATS client may still hold the body to retry the publish: leave it to the
+		// garbage collector rather than hand it to another request.
+		h.bodies.forget(buf)
 		w.Header().Set("Retry-After", h.retryAfter)
-		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", err.Error()))
+		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", logValue(err.Error())))
 		return
 	}
+	h.bodies.release(buf)
 
 	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusAccepted)
@@ -225,44 +269,50 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(bodyAccepted)
 	}
 	if h.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
-		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", ev.SourceType,
+		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", logValue(ev.SourceType),
 			"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
 }
 
-// readBody reads the body into a pooled buffer, refusing bodies over the limit before reading them
-// when the length is declared, and as soon as the limit is passed otherwise.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (*bytes.Buffer, *answer) {
-	max := h.cfg.MaxBodyBytes
-	if r.ContentLength > max {
-		return nil, errTooLarge
+// readAnswer is the answer to a body that could not be read. Over the in-flight cap, the IdP is
+// told to retry later and the connection is closed, so that the rest of the body is not read.
+func (h *Handler) readAnswer(w http.ResponseWriter, err error) *answer {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return errTooLarge
+	case errors.Is(err, errOverBudget):
+		w.Header().Set("Retry-After", h.retryAfter)
+		w.Header().Set("Connection", "close")
+		return errOverloaded
 	}
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
-	body := r.Body
-	if r.ContentLength >= 0 {
-		buf.Grow(int(r.ContentLength)) // net/http stops the body at the declared length
-	} else {
-		body = http.MaxBytesReader(w, r.Body, max)
-	}
-	_, err := buf.ReadFrom(body)
-	if err != nil {
-		h.bufs.Put(buf)
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, errTooLarge
-		}
-		return nil, errUnreadable
-	}
-	return buf, nil
+	return errUnreadable
 }
 
+// badEventID is the answer to an event id that events.CheckID refuses. The message names where
+// the id came from and what is wrong with it, never the id itself.
+func badEventID(fromHeader bool, err error) *answer {
+	from := "the event id in the payload"
+	if fromHeader {
+		from = "the delivery id header"
+	}
+	return &answer{http.StatusBadRequest, "bad_request",
+		fmt.Sprintf("%s cannot identify an event (%v); ids must be 1 to %d bytes of printable UTF-8", from, err, events.MaxIDLen)}
+}
+
+// verificationAnswer is the answer to a delivery that failed verification. A 400 also says which
+// header is missing or malformed (the verifiers' errors name headers, never their values); a 401
+// says no more than its class.
 func verificationAnswer(err error) *answer {
 	for _, va := range verificationAnswers {
 		if errors.Is(err, va.err) {
-			return va.ans
+			if va.ans.status != http.StatusBadRequest {
+				return va.ans
+			}
+			detail, ok := strings.CutPrefix(err.Error(), va.err.Error()+": ")
+			if !ok {
+				return va.ans
+			}
+			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + logValue(detail)}
 		}
 	}
 	return &answer{http.StatusUnauthorized, "unauthorized", "the delivery could not be verified"}
@@ -278,9 +328,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, sourceName stri
 	if ans.status >= 500 {
 		level = slog.LevelError
 	}
-	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", r.RemoteAddr}
+	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", logValue(r.RemoteAddr)}
 	if sourceName == "" {
-		args = append(args, "path", r.URL.Path)
+		args = append(args, "path", logValue(r.URL.Path))
 	}
 	for _, a := range attrs {
 		args = append(args, a)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
+	"github.com/idpsync/idpsync/internal/provider/authpi"
 	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/receiver"
 )
@@ -53,7 +54,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T) *env {
+// authpiSecret signs the deliveries of the source "authpi-test".
+const authpiSecret = "authpi-signature-secret"
+
+// newEnv serves a Handler with the sources "clerk-test" (Svix) and "authpi-test" (HMAC), over a
+// real stream; opts adjust its configuration.
+func newEnv(t *testing.T, opts ...func(*receiver.Config)) *env {
 	t.Helper()
 	e := &env{nats: natstest.Start(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	e.bus = e.nats.Bus()
@@ -61,15 +67,26 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := receiver.New(receiver.Config{
-		Sources:      []receiver.Source{{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
+	hv, err := authpi.NewHMAC(authpiSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := receiver.Config{
+		Sources: []receiver.Source{
+			{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope},
+			{Name: "authpi-test", Verifier: hv, ParseEnvelopeFunc: authpi.ParseEnvelope},
+		},
 		Publisher:    e.bus,
 		Ready:        e.bus.Ready,
 		MaxBodyBytes: 4096,
 		RetryAfter:   7 * time.Second,
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:   e.reg,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := receiver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,24 +4,90 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// Defaults of ServerConfig.
+const (
+	// DefaultMaxConns is the default cap on open connections. An IdP delivers over a handful of
+	// connections; a thousand leave room for many IdPs and their retries while bounding what idle
+	// or stalled connections can hold: a goroutine, net/http's buffers and a first body buffer,
+	// about 17 KB each (measured by BenchmarkStalledBodiesRSS), plus up to MaxHeaderBytes of
+	// headers: at most some 40 MB in all.
+	DefaultMaxConns = 1024
+	// DefaultMaxHeaderBytes is the default limit on a request's header block. IdPs send well under
+	// 2 KiB of headers; 16 KiB leaves room for proxies' additions. An id in a header is refused
+	// with 400 by the handler (ids are at most 256 bytes); a header block over the limit gets 431
+	// from net/http.
+	DefaultMaxHeaderBytes = 16 << 10
+	// DefaultShutdownTimeout is the default bound on draining in-flight requests.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Addr is the address to listen on; ":0" picks a free port. Required.
+	Addr string
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Defaults to
+	// DefaultShutdownTimeout (25s).
+	ShutdownTimeout time.Duration
+	// MaxConns caps the connections open at once. When it is reached the server stops accepting
+	// until one closes; further clients wait in the kernel's accept queue. Defaults to
+	// DefaultMaxConns (1024).
+	MaxConns int
+	// MaxHeaderBytes limits a request's header block (net/http adds 4 KiB of slack); a larger one
+	// gets 431. Defaults to DefaultMaxHeaderBytes (16 KiB).
+	MaxHeaderBytes int
+	// Logger receives net/http's own error lines (a failed accept, a broken connection). Defaults
+	// to a logger that discards.
+	Logger *slog.Logger
+	// Registerer receives the server's metrics (idpsync_receiver_connections). Nil keeps them
+	// unexported.
+	Registerer prometheus.Registerer
+}
 
 // Server serves a Handler on a listener and shuts down gracefully: on shutdown it stops accepting
 // connections and waits for in-flight deliveries (each waiting for its PubAck) to be answered.
 type Server struct {
 	http            *http.Server
-	ln              net.Listener
+	ln              *limitListener
 	shutdownTimeout time.Duration
 }
 
-// Listen binds addr (":0" picks a free port) for h.
-func Listen(addr string, h http.Handler, shutdownTimeout time.Duration) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+// Listen binds cfg.Addr for h.
+func Listen(cfg ServerConfig, h http.Handler) (*Server, error) {
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("receiver: %w", err)
+	}
+	lln := newLimitListener(ln, cfg.MaxConns)
+	if cfg.Registerer != nil {
+		err := cfg.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "idpsync_receiver_connections",
+			Help: "Open connections to the receiver (capped by its connection limit).",
+		}, func() float64 { return float64(lln.open()) }))
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("registering receiver metrics: %w", err)
+		}
 	}
 	return &Server{
 		http: &http.Server{
@@ -30,9 +96,11 @@ func Listen(addr string, h http.Handler, shutdownTimeout time.Duration) (*Server
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		},
-		ln:              ln,
-		shutdownTimeout: shutdownTimeout,
+		ln:              lln,
+		shutdownTimeout: cfg.ShutdownTimeout,
 	}, nil
 }
 
@@ -55,6 +123,61 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	return nil
+}
+
+// limitListener accepts at most cap(slots) connections open at once: Accept waits for a slot, and
+// a connection gives its slot back when it is closed.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// open is the number of connections holding a slot.
+func (l *limitListener) open() int { return len(l.slots) }
+
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// CloseWrite half-closes the connection as net/http does before hanging up on a request it refused
+// unread (431): the client then reads the answer instead of a reset.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestShutdownDrainsInFlightDeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := receiver.Listen("127.0.0.1:0", h, 10*time.Second)
+	srv, err := receiver.Listen(receiver.ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second}, h)
 	if err != nil {
 		t.Fatal(err)
 	}

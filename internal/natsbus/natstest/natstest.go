@@ -27,8 +27,16 @@ type Server struct {
 // Start starts a server on a free port with a temporary store; it stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+	s := NewStopped(t)
 	s.Restart()
+	return s
+}
+
+// NewStopped returns a server that is not running yet, as during an outage: its URL is fixed and
+// Restart starts it. It stops when the test ends.
+func NewStopped(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
 	t.Cleanup(s.Shutdown)
 	return s
 }
@@ -44,6 +52,14 @@ func (s *Server) Shutdown() {
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
 	s.ns = nil
+}
+
+// RestartEmpty starts the server again on the same port with an empty store, as a replacement
+// server that lost every stream would come back.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.dir = s.t.TempDir()
+	s.Restart()
 }
 
 // Restart starts the server again with the same port and store.

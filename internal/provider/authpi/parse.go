@@ -121,7 +121,7 @@ func authpiEnvelopeOf(env authpiEnvelope) (events.Envelope, error) {
 	case id == "":
 		return events.Envelope{}, events.Malformed("authpi: the event has no id")
 	case events.CheckID(id) != nil:
-		return events.Envelope{}, events.Malformed("authpi: the event id %v", events.CheckID(id))
+		return events.Envelope{}, events.MalformedID("authpi: the event id", events.CheckID(id))
 	}
 	e := events.Envelope{ID: id, Type: authpiTypes[env.Data.Type], SourceType: env.Data.Type}
 	if env.Time != "" {
@@ -235,7 +235,7 @@ func ParseUser(data []byte) (*events.User, error) {
 		return nil, events.Malformed("authpi user: %v", err)
 	}
 	if err := events.CheckID(a.ID); err != nil {
-		return nil, events.Malformed("authpi user: id %v", err)
+		return nil, events.MalformedID("authpi user: id", err)
 	}
 	u := &events.User{ID: a.ID, Username: a.Username, Banned: a.Status == "suspended" || a.Status == "disabled",
 		Deleted: a.Status == "deleted", CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
@@ -253,7 +253,7 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 		return nil, events.Malformed("authpi organization: %v", err)
 	}
 	if err := events.CheckID(a.ID); err != nil {
-		return nil, events.Malformed("authpi organization: id %v", err)
+		return nil, events.MalformedID("authpi organization: id", err)
 	}
 	return &events.Organization{ID: a.ID, Name: a.Name, Slug: a.Slug, Suspended: a.Status == "suspended",
 		Deleted: a.Status == "deleted", CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),

@@ -91,7 +91,7 @@ func clerkEnvelopeOf(deliveryID string, env clerkEnvelope) (events.Envelope, err
 		return events.Envelope{}, events.Malformed("clerk: type is missing")
 	}
 	if err := events.CheckID(deliveryID); err != nil {
-		return events.Envelope{}, events.Malformed("clerk: the svix-id %v", err)
+		return events.Envelope{}, events.MalformedID("clerk: the svix-id", err)
 	}
 	return events.Envelope{
 		ID:         deliveryID,
@@ -193,7 +193,7 @@ func ParseUser(data []byte) (*events.User, error) {
 		return nil, events.Malformed("clerk user: %v", err)
 	}
 	if err := events.CheckID(cu.ID); err != nil {
-		return nil, events.Malformed("clerk user: id %v", err)
+		return nil, events.MalformedID("clerk user: id", err)
 	}
 	u := &events.User{
 		ID:         cu.ID,
@@ -274,7 +274,7 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 		return nil, events.Malformed("clerk organization: %v", err)
 	}
 	if err := events.CheckID(co.ID); err != nil {
-		return nil, events.Malformed("clerk organization: id %v", err)
+		return nil, events.MalformedID("clerk organization: id", err)
 	}
 	return &events.Organization{
 		ID:        co.ID,
@@ -310,7 +310,7 @@ func ParseMembership(data []byte) (*events.Membership, error) {
 	}
 	switch {
 	case events.CheckID(cm.Organization.ID) != nil:
-		return nil, events.Malformed("clerk membership: organization.id %v", events.CheckID(cm.Organization.ID))
+		return nil, events.MalformedID("clerk membership: organization.id", events.CheckID(cm.Organization.ID))
 	case cm.PublicUserData.UserID == "":
 		return nil, events.Malformed("clerk membership: public_user_data.user_id is missing")
 	}

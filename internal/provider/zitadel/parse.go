@@ -122,7 +122,7 @@ func zitadelEnvelopeOf(env zitadelEnvelope) (events.Envelope, error) {
 		SourceType: env.EventType,
 	}
 	if err := events.CheckID(e.ID); err != nil {
-		return events.Envelope{}, events.Malformed("zitadel: the event id (instance, aggregate, sequence) %v", err)
+		return events.Envelope{}, events.MalformedID("zitadel: the event id (instance, aggregate, sequence)", err)
 	}
 	if env.CreatedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, env.CreatedAt)
@@ -255,7 +255,7 @@ func ParseUser(data []byte) (*events.User, error) {
 		return nil, events.Malformed("zitadel user: %v", err)
 	}
 	if err := events.CheckID(zu.UserID); err != nil {
-		return nil, events.Malformed("zitadel user: userId %v", err)
+		return nil, events.MalformedID("zitadel user: userId", err)
 	}
 	u := &events.User{
 		ID:        zu.UserID,
@@ -291,7 +291,7 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 		return nil, events.Malformed("zitadel organization: %v", err)
 	}
 	if err := events.CheckID(zo.ID); err != nil {
-		return nil, events.Malformed("zitadel organization: id %v", err)
+		return nil, events.MalformedID("zitadel organization: id", err)
 	}
 	return &events.Organization{
 		ID:        zo.ID,
