@@ -35,7 +35,6 @@ func cleanTexts(ss []string) []string {
 	return out
 }
 
-
 // cleanJSON returns the JSON text b with every \u0000 escape and lone surrogate escape replaced by
 // \ufffd and every invalid UTF-8 sequence by U+FFFD, and whether it changed anything. b is
 // assumed to be JSON that encoding/json accepted.
