@@ -11,10 +11,12 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/idpclient"
 	"github.com/idpsync/idpsync/internal/provider"
 
 	// The configuration's kinds are the providers idpsync ships with.
@@ -24,6 +26,9 @@ import (
 
 // Config is the whole configuration of the receiver and the worker. Both read the same file.
 type Config struct {
+	// lines maps each field of the file to its line, for validation errors.
+	lines map[string]int
+
 	Database Database `yaml:"database"`
 	NATS     NATS     `yaml:"nats"`
 	Receiver Receiver `yaml:"receiver"`
@@ -92,6 +97,15 @@ type Receiver struct {
 	// fits, with headers, in NATS' default max_payload of 1 MiB; the receiver refuses to start with
 	// a limit the NATS server would not accept.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInFlightBytes caps the body bytes held by all requests at once (counted as they arrive);
+	// over it a delivery gets 503 with Retry-After. Defaults to 32 MiB; at least max_body_bytes.
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
+	// MaxConns caps the open connections (an IdP delivers over a handful; each stalled one costs
+	// about 17 KB). Defaults to 1024.
+	MaxConns int `yaml:"max_conns"`
+	// MaxHeaderBytes caps a request's header block; more gets 431. Defaults to 16 KiB (IdPs send
+	// under 2 KiB; an id up to this size gets a 400 naming it).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// PublishTimeout bounds the wait for JetStream's acknowledgement before answering 503.
 	// Defaults to 5s.
 	PublishTimeout Duration `yaml:"publish_timeout"`
@@ -293,19 +307,51 @@ const (
 	StreamDefault           = "IDPSYNC_EVENTS"
 	SubjectPrefixDefault    = "idpsync.events"
 	ConsumerDefault         = "idpsync-worker"
-	MaxBodyBytesDefault     = 1 << 20
+	MaxBodyBytesDefault     = 1_000_000
 	WebhookToleranceDefault = 5 * time.Minute
 	ActorDefault            = "idpsync"
+
+	// The receiver's bounds (see Receiver).
+	MaxInFlightBytesDefault        = 32 << 20
+	ReceiverMaxConnsDefault        = 1024
+	MaxHeaderBytesDefault          = 16 << 10
+	RetryAfterDefault              = 5 * time.Second
+	ReceiverShutdownTimeoutDefault = 25 * time.Second
+)
+
+// Part is a top-level section of the configuration. A command loads the parts it needs: the
+// others are neither required nor validated (migrate needs no webhook secret).
+type Part string
+
+// The parts.
+const (
+	PartDatabase Part = "database"
+	PartNATS     Part = "nats"
+	PartReceiver Part = "receiver"
+	PartWorker   Part = "worker"
+	PartAdmin    Part = "admin"
+	PartSources  Part = "sources"
+)
+
+// What each process or command needs.
+var (
+	// ForReceiver is what the receiver needs.
+	ForReceiver = []Part{PartNATS, PartReceiver, PartAdmin, PartSources}
+	// ForWorker is what the worker and most of its commands need: everything but the receiver's.
+	ForWorker = []Part{PartDatabase, PartNATS, PartWorker, PartAdmin, PartSources}
+	// ForDatabase is what a command that only touches Postgres needs (migrate).
+	ForDatabase = []Part{PartDatabase}
 )
 
 // Load reads the file at path, expands environment references with getenv, applies the
-// DATABASE_URL and NATS_URL overrides and the defaults, and validates the result.
-func Load(path string, getenv func(string) string) (*Config, error) {
+// DATABASE_URL and NATS_URL overrides and the defaults, and validates the parts given (all when
+// none is). Every problem of those parts is reported at once, each with its field, line and fix.
+func Load(path string, getenv func(string) string, parts ...Part) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	cfg, err := Parse(data, getenv)
+	cfg, err := Parse(data, getenv, parts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -313,11 +359,10 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 // Parse is Load for configuration already in memory.
-func Parse(data []byte, getenv func(string) string) (*Config, error) {
+func Parse(data []byte, getenv func(string) string, parts ...Part) (*Config, error) {
 	cfg := &Config{}
-	if err := decode(data, getenv, cfg); err != nil {
-		return nil, err
-	}
+	d := &decoder{getenv: getenv, lines: map[string]int{}}
+	d.decode(data, cfg)
 	if v := getenv("DATABASE_URL"); v != "" {
 		cfg.Database.URL = v
 	}
@@ -325,7 +370,20 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		cfg.NATS.URL = v
 	}
 	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
+	cfg.lines = d.lines
+	errs := append(d.errs, cfg.validate()...)
+	if len(parts) == 0 {
+		parts = []Part{PartDatabase, PartNATS, PartReceiver, PartWorker, PartAdmin, PartSources}
+	}
+	var kept []error
+	for _, e := range errs {
+		top, _, _ := strings.Cut(strings.SplitN(e.path, "[", 2)[0], ".")
+		known := slices.Contains([]Part{PartDatabase, PartNATS, PartReceiver, PartWorker, PartAdmin, PartSources}, Part(top))
+		if e.path == "" || e.path == "(top level)" || !known || slices.Contains(parts, Part(top)) {
+			kept = append(kept, e)
+		}
+	}
+	if err := errors.Join(kept...); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -348,9 +406,12 @@ func (c *Config) applyDefaults() {
 	r := &c.Receiver
 	r.Addr = cmp.Or(r.Addr, ":8080")
 	r.MaxBodyBytes = cmp.Or(r.MaxBodyBytes, MaxBodyBytesDefault)
+	r.MaxInFlightBytes = cmp.Or(r.MaxInFlightBytes, MaxInFlightBytesDefault)
+	r.MaxConns = cmp.Or(r.MaxConns, ReceiverMaxConnsDefault)
+	r.MaxHeaderBytes = cmp.Or(r.MaxHeaderBytes, MaxHeaderBytesDefault)
 	r.PublishTimeout = cmp.Or(r.PublishTimeout, Duration(5*time.Second))
-	r.RetryAfter = cmp.Or(r.RetryAfter, Duration(5*time.Second))
-	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(25*time.Second))
+	r.RetryAfter = cmp.Or(r.RetryAfter, Duration(RetryAfterDefault))
+	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(ReceiverShutdownTimeoutDefault))
 	r.AdminAddr = cmp.Or(r.AdminAddr, "127.0.0.1:9091")
 
 	w := &c.Worker
@@ -403,8 +464,16 @@ var (
 // Validate reports every problem of the configuration at once.
 func (c *Config) Validate() error {
 	var errs []error
+	for _, e := range c.validate() {
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fieldError{path: field, line: c.line(field), msg: fmt.Sprintf(format, args...)})
 	}
 
 	if !schemaPattern.MatchString(c.Database.Schema) {
@@ -426,7 +495,16 @@ func (c *Config) Validate() error {
 		bad("nats.duplicates", "%s is longer than nats.max_age (%s); the deduplication window must fit in the stream's retention", c.NATS.Duplicates, c.NATS.MaxAge)
 	}
 	if c.Receiver.MaxBodyBytes < 1024 {
-		bad("receiver.max_body_bytes", "%d is too small for any IdP payload; use at least 1024 (default 1000000)", c.Receiver.MaxBodyBytes)
+		bad("receiver.max_body_bytes", "%d is too small for any IdP payload; use at least 1024 (default %d)", c.Receiver.MaxBodyBytes, MaxBodyBytesDefault)
+	}
+	if c.Receiver.MaxInFlightBytes < c.Receiver.MaxBodyBytes {
+		bad("receiver.max_in_flight_bytes", "%d is less than receiver.max_body_bytes (%d); one delivery of the largest size must fit (default %d)", c.Receiver.MaxInFlightBytes, c.Receiver.MaxBodyBytes, MaxInFlightBytesDefault)
+	}
+	if c.Receiver.MaxConns < 16 {
+		bad("receiver.max_conns", "%d is too few; use at least 16 (default %d)", c.Receiver.MaxConns, ReceiverMaxConnsDefault)
+	}
+	if c.Receiver.MaxHeaderBytes < 4096 {
+		bad("receiver.max_header_bytes", "%d is too small for an IdP's headers; use at least 4096 (default %d)", c.Receiver.MaxHeaderBytes, MaxHeaderBytesDefault)
 	}
 	if c.Worker.BatchSize < 1 || c.Worker.BatchSize > 1000 {
 		bad("worker.batch_size", "%d is out of range; use 1 to 1000 (default 100)", c.Worker.BatchSize)
@@ -458,7 +536,7 @@ func (c *Config) Validate() error {
 		case s.Name == "":
 			bad(field+".name", "is required; it names the source in the URL /webhooks/<name>")
 		case !namePattern.MatchString(s.Name):
-			bad(field+".name", "%q is not a valid name; use lowercase letters, digits, '-' and '_' (it appears in the URL /webhooks/<name> and in NATS subjects)", s.Name)
+			bad(field+".name", "%s is not a valid name; use lowercase letters, digits, '-' and '_' (it appears in the URL /webhooks/<name> and in NATS subjects)", quoteShort(s.Name))
 		default:
 			if j, dup := seen[s.Name]; dup {
 				bad(field+".name", "%q is already the name of sources[%d]; names must be unique", s.Name, j)
@@ -471,7 +549,22 @@ func (c *Config) Validate() error {
 		}
 		c.validateSource(field, s, bad)
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+// line is the line of the file a field is on, or of its closest parent that is in the file.
+func (c *Config) line(field string) int {
+	for p := field; p != ""; {
+		if l, ok := c.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
 }
 
 func (c *Config) validateSource(field string, s Source, bad func(field, format string, args ...any)) {
@@ -496,6 +589,11 @@ func (c *Config) validateSource(field string, s Source, bad func(field, format s
 	if s.API.Configured() && p.API != nil {
 		if err := p.API.CheckSettingsFunc(s.APISettings()); err != nil {
 			bad(field+".api", "%v", err)
+		}
+		if s.API.BaseURL != "" {
+			if _, err := idpclient.ParseBaseURL(s.API.BaseURL); err != nil {
+				bad(field+".api.base_url", "%v", err)
+			}
 		}
 		if s.API.RateLimit < 0 {
 			bad(field+".api.rate_limit", "must not be negative; 0 means no cap")
@@ -612,4 +710,12 @@ func nonEmpty(values []string) []string {
 func (c *Config) KindOf(source string) (events.Kind, bool) {
 	s, ok := c.Source(source)
 	return s.Kind, ok
+}
+
+// quoteShort quotes a value for an error, cut to 40 bytes.
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "…"
+	}
+	return strconv.Quote(s)
 }

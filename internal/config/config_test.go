@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -168,8 +169,10 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
+			// Errors name their line; most expectations leave it out.
+			text := regexp.MustCompile(` \(line \d+\)`).ReplaceAllString(err.Error(), "")
 			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
+				if !strings.Contains(text, w) && !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
@@ -189,5 +192,87 @@ func TestErrorsDoNotRevealSecrets(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "signing secret 1 is not a valid whsec_<base64> secret") {
 		t.Fatalf("error does not say which secret is wrong: %v", err)
+	}
+}
+
+// Every problem is reported in one run, each with its field and line, whatever kind it is (a type
+// error, an unknown key, an invalid value), and a value that came from the environment, which may
+// be a secret, is never repeated.
+func TestEveryErrorAtOnceWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	yaml := `nats:
+  max_age: ${MAX_AGE}
+  replicas: lots
+receiver:
+  max_body_bytes: "${BODY}"
+  publish_timeout: 7d
+worker: {batch_size: 5000, river_ui: maybe}
+sources:
+  - name: Clerk Prod
+    kind: clerk
+    webhook: {secrets: ["${CLERK_WEBHOOK_SECRET}"], tolerance: [1, 2]}
+    api: {secret_key: sk, base_url: "https://user:${CLERK_PASSWORD}@api.clerk.com/v1?token=${CLERK_TOKEN}"}
+    oops: true
+`
+	getenv := func(k string) string {
+		return map[string]string{"MAX_AGE": "sk_live_secret_in_a_duration", "BODY": "whsec_secret_in_a_number",
+			"CLERK_WEBHOOK_SECRET": secret, "CLERK_PASSWORD": "pw_secret_in_a_url", "CLERK_TOKEN": "tok_secret_in_a_url"}[k]
+	}
+	_, err := config.Parse([]byte(yaml), getenv)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		"nats.max_age (line 2): the value of ${MAX_AGE} is not a duration",
+		`nats.replicas (line 3): "lots" is not a whole number`,
+		"receiver.max_body_bytes (line 5): the value of ${BODY} is not a whole number",
+		`receiver.publish_timeout (line 6): "7d" is not a duration`,
+		"worker.batch_size (line 7): 5000 is out of range",
+		`worker.river_ui (line 7): "maybe" is not a boolean`,
+		`sources[0].name (line 9): "Clerk Prod" is not a valid name`,
+		"sources[0].webhook.tolerance (line 11): a list is not allowed here",
+		"sources[0].api.base_url (line 12): base URL https://api.clerk.com… must not carry user info",
+		"sources[0].oops (line 13): unknown field",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the errors do not say %q:\n%v", want, err)
+		}
+	}
+	for _, secret := range []string{"sk_live_secret", "whsec_secret", "pw_secret", "tok_secret", secret[6:]} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the errors repeat a secret (%s):\n%v", secret, err)
+		}
+	}
+}
+
+// A command validates only the parts it needs: migrate needs the database, not the sources' secrets.
+func TestPartsACommandNeeds(t *testing.T) {
+	t.Parallel()
+	yaml := "database: {schema: mine}\nsources:\n  - {name: a, kind: clerk, webhook: {secrets: [\"${CLERK_WEBHOOK_SECRET}\"]}}\n"
+	noEnv := func(string) string { return "" }
+	cfg, err := config.Parse([]byte(yaml), noEnv, config.ForDatabase...)
+	if err != nil || cfg.Database.Schema != "mine" {
+		t.Fatalf("migrate's parts: %v", err)
+	}
+	if _, err := config.Parse([]byte(yaml), noEnv, config.ForWorker...); err == nil || !strings.Contains(err.Error(), "CLERK_WEBHOOK_SECRET is not set") {
+		t.Fatalf("the worker's parts: %v", err)
+	}
+	if _, err := config.Parse([]byte("database: {schema: \"Bad Schema\"}\nsources: []\n"), noEnv, config.ForDatabase...); err == nil ||
+		!strings.Contains(err.Error(), "database.schema (line 1)") {
+		t.Fatalf("a bad database part: %v", err)
+	}
+}
+
+// The defaults start against a stock nats-server, whose max_payload is 1 MiB: the body limit
+// plus the headers the receiver adds fits.
+func TestDefaultBodyLimitFitsAStockNATSServer(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte("sources:\n  - {name: a, kind: clerk, webhook: {secrets: [\""+secret+"\"]}}\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stockMaxPayload = 1 << 20
+	if cfg.Receiver.MaxBodyBytes != 1_000_000 || cfg.Receiver.MaxBodyBytes+4096 > stockMaxPayload {
+		t.Fatalf("max_body_bytes defaults to %d", cfg.Receiver.MaxBodyBytes)
 	}
 }

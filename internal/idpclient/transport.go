@@ -165,18 +165,19 @@ func NewTransport(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-// ParseBaseURL checks that raw is an absolute http(s) URL without query or fragment and returns it
-// without a trailing slash.
+// ParseBaseURL checks that raw is an absolute http(s) URL without user info, query or fragment
+// and returns it without a trailing slash. Its errors never repeat raw, which may hold a
+// credential.
 func ParseBaseURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("base URL is empty; set it to the API root, e.g. https://api.example.com")
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("base URL %q is not an absolute http(s) URL", raw)
+		return nil, errors.New("base URL is not an absolute http(s) URL; write it as https://host[:port][/path]")
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("base URL %q must not carry a query, fragment or user info", raw)
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base URL %s://%s… must not carry user info, a query or a fragment; credentials go in the api settings", u.Scheme, u.Host)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
