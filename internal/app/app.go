@@ -127,13 +127,14 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 		return nil, errors.New("no source has webhook settings, so the receiver has nothing to receive")
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:      sources,
-		Publisher:    bus,
-		Ready:        ready,
-		MaxBodyBytes: r.MaxBodyBytes,
-		RetryAfter:   time.Duration(r.RetryAfter),
-		Logger:       logger,
-		Registerer:   reg,
+		Sources:          sources,
+		Publisher:        bus,
+		Ready:            ready,
+		MaxBodyBytes:     r.MaxBodyBytes,
+		MaxInFlightBytes: r.MaxInFlightBytes,
+		RetryAfter:       time.Duration(r.RetryAfter),
+		Logger:           logger,
+		Registerer:       reg,
 	})
 	if err != nil {
 		return nil, err
@@ -141,6 +142,8 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 	return receiver.Listen(receiver.ServerConfig{
 		Addr:            r.Addr,
 		ShutdownTimeout: time.Duration(r.ShutdownTimeout),
+		MaxConns:        r.MaxConns,
+		MaxHeaderBytes:  r.MaxHeaderBytes,
 		Logger:          logger,
 		Registerer:      reg,
 	}, h)

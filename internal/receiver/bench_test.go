@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
 	"github.com/idpsync/idpsync/internal/provider/clerk"
@@ -277,10 +278,12 @@ func fullHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
 		b.Fatal(err)
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:      []receiver.Source{{Name: "clerk-bench", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
-		Publisher:    bus,
-		Ready:        bus.Ready,
-		MaxBodyBytes: 1_000_000,
+		Sources:          []receiver.Source{{Name: "clerk-bench", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
+		Publisher:        bus,
+		Ready:            bus.Ready,
+		MaxBodyBytes:     config.MaxBodyBytesDefault,
+		MaxInFlightBytes: config.MaxInFlightBytesDefault,
+		RetryAfter:       config.RetryAfterDefault,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -3,6 +3,7 @@ package receiver_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/provider/authpi"
 	"github.com/idpsync/idpsync/internal/provider/clerk"
 	"github.com/idpsync/idpsync/internal/receiver"
@@ -27,6 +29,9 @@ import (
 func (e *env) serve(t *testing.T, cfg receiver.ServerConfig) string {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.ShutdownTimeout = config.ReceiverShutdownTimeoutDefault
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, config.ReceiverMaxConnsDefault)
+	cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, config.MaxHeaderBytesDefault)
 	srv, err := receiver.Listen(cfg, e.srv.Config.Handler)
 	if err != nil {
 		t.Fatal(err)
@@ -254,13 +259,13 @@ func TestOversizedHeaderIDs(t *testing.T) {
 		got, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(got)
 	}
-	for _, n := range []int{257, 4 << 10, receiver.DefaultMaxHeaderBytes - 1024} {
+	for _, n := range []int{257, 4 << 10, config.MaxHeaderBytesDefault - 1024} {
 		code, got := post(strings.Repeat("x", n))
 		if code != http.StatusBadRequest || !strings.Contains(got, `"error":"bad_request"`) || !strings.Contains(got, "svix-id") {
 			t.Errorf("id of %d bytes: %d %s", n, code, got)
 		}
 	}
-	for _, n := range []int{receiver.DefaultMaxHeaderBytes + 8<<10, 1 << 20} {
+	for _, n := range []int{config.MaxHeaderBytesDefault + 8<<10, 1 << 20} {
 		if code, got := post(strings.Repeat("x", n)); code != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("id of %d bytes: %d %s, want 431", n, code, got)
 		}

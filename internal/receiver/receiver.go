@@ -42,9 +42,6 @@ type Source struct {
 	ParseEnvelopeFunc func(deliveryID string, body []byte) (events.Envelope, error)
 }
 
-// DefaultMaxInFlightBytes is the default cap on the body bytes held by all requests at once.
-const DefaultMaxInFlightBytes = 32 << 20
-
 // Config configures a Handler.
 type Config struct {
 	// Sources served under /webhooks/{name}. Required.
@@ -58,11 +55,11 @@ type Config struct {
 	// MaxInFlightBytes caps the body bytes held by all requests at once, counted as they arrive
 	// (not as declared) and until the request is answered. A request whose bytes would pass it gets
 	// 503 with Retry-After and its bytes are released; the IdP retries later. Buffers hold at most
-	// about twice their bytes, so bodies never take much more than twice this. Must be at least
-	// MaxBodyBytes. Defaults to DefaultMaxInFlightBytes (32 MiB: 32 bodies of the default 1 MiB
-	// limit, or some ten thousand typical 3 KB deliveries, at once).
+	// about twice their bytes, so bodies never take much more than twice this. Required, at least
+	// MaxBodyBytes (the configuration's default, 32 MiB, holds some ten thousand typical 3 KB
+	// deliveries at once).
 	MaxInFlightBytes int64
-	// RetryAfter is sent with 503 answers. Defaults to 5s.
+	// RetryAfter is sent with 503 answers. Required.
 	RetryAfter time.Duration
 	// Logger receives one line per rejected delivery (never a secret or a signature) and, at debug
 	// level, one per accepted delivery. Defaults to a logger that discards.
@@ -91,14 +88,8 @@ type source struct {
 
 // New returns a Handler for cfg.
 func New(cfg Config) (*Handler, error) {
-	if len(cfg.Sources) == 0 || cfg.Publisher == nil || cfg.Ready == nil || cfg.MaxBodyBytes <= 0 {
-		return nil, errors.New("receiver: Sources, Publisher, Ready and MaxBodyBytes are required")
-	}
-	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = 5 * time.Second
-	}
-	if cfg.MaxInFlightBytes <= 0 {
-		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
+	if len(cfg.Sources) == 0 || cfg.Publisher == nil || cfg.Ready == nil || cfg.MaxBodyBytes <= 0 || cfg.MaxInFlightBytes <= 0 || cfg.RetryAfter <= 0 {
+		return nil, errors.New("receiver: Sources, Publisher, Ready, MaxBodyBytes, MaxInFlightBytes and RetryAfter are required")
 	}
 	if cfg.MaxInFlightBytes < cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("receiver: MaxInFlightBytes (%d) is less than MaxBodyBytes (%d), so the largest bodies could never be accepted; raise it to at least MaxBodyBytes",

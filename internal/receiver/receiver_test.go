@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natstest"
 	"github.com/idpsync/idpsync/internal/provider/authpi"
@@ -76,12 +77,13 @@ func newEnv(t *testing.T, opts ...func(*receiver.Config)) *env {
 			{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope},
 			{Name: "authpi-test", Verifier: hv, ParseEnvelopeFunc: authpi.ParseEnvelope},
 		},
-		Publisher:    e.bus,
-		Ready:        e.bus.Ready,
-		MaxBodyBytes: 4096,
-		RetryAfter:   7 * time.Second,
-		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:   e.reg,
+		Publisher:        e.bus,
+		Ready:            e.bus.Ready,
+		MaxBodyBytes:     4096,
+		MaxInFlightBytes: config.MaxInFlightBytesDefault,
+		RetryAfter:       7 * time.Second,
+		Logger:           slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:       e.reg,
 	}
 	for _, o := range opts {
 		o(&cfg)

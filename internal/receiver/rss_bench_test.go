@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
 	"github.com/idpsync/idpsync/internal/provider/clerk"
@@ -58,20 +59,23 @@ func serveChild(natsURL string) error {
 	if err := bus.EnsureStream(context.Background()); err != nil {
 		return err
 	}
-	v, err := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}})
+	v, err := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}, Tolerance: config.WebhookToleranceDefault})
 	if err != nil {
 		return err
 	}
 	h, err := receiver.New(receiver.Config{
-		Sources:      []receiver.Source{{Name: "clerk-bench", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
-		Publisher:    bus,
-		Ready:        bus.Ready,
-		MaxBodyBytes: 1 << 20,
+		Sources:          []receiver.Source{{Name: "clerk-bench", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
+		Publisher:        bus,
+		Ready:            bus.Ready,
+		MaxBodyBytes:     config.MaxBodyBytesDefault,
+		MaxInFlightBytes: config.MaxInFlightBytesDefault,
+		RetryAfter:       config.RetryAfterDefault,
 	})
 	if err != nil {
 		return err
 	}
-	srv, err := receiver.Listen(receiver.ServerConfig{Addr: "127.0.0.1:0"}, h)
+	srv, err := receiver.Listen(receiver.ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: config.ReceiverShutdownTimeoutDefault,
+		MaxConns: config.ReceiverMaxConnsDefault, MaxHeaderBytes: config.MaxHeaderBytesDefault}, h)
 	if err != nil {
 		return err
 	}

@@ -13,36 +13,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults of ServerConfig.
-const (
-	// DefaultMaxConns is the default cap on open connections. An IdP delivers over a handful of
-	// connections; a thousand leave room for many IdPs and their retries while bounding what idle
-	// or stalled connections can hold: a goroutine, net/http's buffers and a first body buffer,
-	// about 17 KB each (measured by BenchmarkStalledBodiesRSS), plus up to MaxHeaderBytes of
-	// headers: at most some 40 MB in all.
-	DefaultMaxConns = 1024
-	// DefaultMaxHeaderBytes is the default limit on a request's header block. IdPs send well under
-	// 2 KiB of headers; 16 KiB leaves room for proxies' additions. An id in a header is refused
-	// with 400 by the handler (ids are at most 256 bytes); a header block over the limit gets 431
-	// from net/http.
-	DefaultMaxHeaderBytes = 16 << 10
-	// DefaultShutdownTimeout is the default bound on draining in-flight requests.
-	DefaultShutdownTimeout = 25 * time.Second
-)
-
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Addr is the address to listen on; ":0" picks a free port. Required.
 	Addr string
-	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Defaults to
-	// DefaultShutdownTimeout (25s).
+	// ShutdownTimeout bounds the drain of in-flight requests on shutdown. Required.
 	ShutdownTimeout time.Duration
 	// MaxConns caps the connections open at once. When it is reached the server stops accepting
-	// until one closes; further clients wait in the kernel's accept queue. Defaults to
-	// DefaultMaxConns (1024).
+	// until one closes; further clients wait in the kernel's accept queue. Each idle or stalled
+	// connection holds a goroutine, net/http's buffers and a first body buffer, about 17 KB
+	// (measured by BenchmarkStalledBodiesRSS), plus up to MaxHeaderBytes of headers. Required.
 	MaxConns int
 	// MaxHeaderBytes limits a request's header block (net/http adds 4 KiB of slack); a larger one
-	// gets 431. Defaults to DefaultMaxHeaderBytes (16 KiB).
+	// gets 431. An id in a header is refused with 400 by the handler (ids are at most 256
+	// bytes). Required.
 	MaxHeaderBytes int
 	// Logger receives net/http's own error lines (a failed accept, a broken connection). Defaults
 	// to a logger that discards.
@@ -62,14 +46,8 @@ type Server struct {
 
 // Listen binds cfg.Addr for h.
 func Listen(cfg ServerConfig, h http.Handler) (*Server, error) {
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	if cfg.ShutdownTimeout <= 0 || cfg.MaxConns <= 0 || cfg.MaxHeaderBytes <= 0 {
+		return nil, errors.New("receiver: ShutdownTimeout, MaxConns and MaxHeaderBytes are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -39,13 +39,13 @@ func TestShutdownDrainsInFlightDeliveries(t *testing.T) {
 	v, _ := clerk.NewSvix(clerk.SvixConfig{Secrets: []string{secret}, Tolerance: 5 * time.Minute})
 	h, err := receiver.New(receiver.Config{
 		Sources:   []receiver.Source{{Name: "clerk-test", Verifier: v, ParseEnvelopeFunc: clerk.ParseEnvelope}},
-		Publisher: pub, Ready: bus.Ready, MaxBodyBytes: 4096,
+		Publisher: pub, Ready: bus.Ready, MaxBodyBytes: 4096, MaxInFlightBytes: 1 << 20, RetryAfter: time.Second,
 		Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := receiver.Listen(receiver.ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second}, h)
+	srv, err := receiver.Listen(receiver.ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second, MaxConns: 64, MaxHeaderBytes: 16 << 10}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
