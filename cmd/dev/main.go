@@ -117,10 +117,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg.Receiver.Addr, cfg.Receiver.AdminAddr, cfg.Worker.AdminAddr = *addr, "-", *adminAddr
 
 	// Postgres: create the database if needed, migrate.
-	if created, err := store.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
+	if name, created, err := store.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
 		return err
 	} else if created {
-		logger.Info("database created")
+		logger.Info("database created", "database", name)
 	}
 	pool, err := worker.OpenDatabase(ctx, cfg)
 	if err != nil {

@@ -6,8 +6,9 @@
 //
 //	receiver -config idpsync.yaml [-log-level info]
 //
-// Environment: IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL (required unless set in
-// the config), LOG_LEVEL, and whatever the config references as ${NAME}.
+// "receiver help" and "receiver -h" show help.
+//
+// Environment: IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, and whatever the config references as ${NAME}.
 package main
 
 import (
@@ -16,12 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 
 	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/config"
 )
 
@@ -34,25 +37,25 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("IDPSYNC_CONFIG"), "configuration file (default $IDPSYNC_CONFIG)")
-	logLevel := fs.String("log-level", getenv("LOG_LEVEL"), "debug, info, warn or error (default $LOG_LEVEL or info)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *configPath == "" {
-		return errors.New("no configuration: pass -config FILE or set IDPSYNC_CONFIG (see the README, Configuration)")
-	}
-	cfg, err := config.Load(*configPath, getenv)
-	if err != nil {
-		return err
-	}
-	logger, err := app.NewLogger(stderr, *logLevel)
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return program.Run(ctx, args, getenv, stdout, stderr)
+}
+
+var program = &cli.Program{
+	Name:    "receiver",
+	Summary: "idpsync's webhook endpoint: it verifies each delivery and publishes it to NATS JetStream before answering 2xx",
+	Default: "run",
+	Commands: []cli.Command{
+		{Name: "run", Summary: "serve POST /webhooks/{source} and the admin endpoints", Parts: config.ForReceiver, Flags: runFlags},
+	},
+	Environment: "IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, and whatever the configuration references as ${NAME}.",
+}
+
+func runFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
+	return func(ctx context.Context, e *cli.Env) error { return serve(ctx, e.Config, e.Logger) }
+}
+
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	bus, err := app.ConnectBus(ctx, cfg, "idpsync-receiver", logger)
 	if err != nil {
 		return err

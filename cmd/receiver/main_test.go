@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -165,5 +166,25 @@ func TestReceiverStartsWhileNATSIsDown(t *testing.T) {
 		if _, ok := rec["attempt"].(float64); !ok || rec["error"] == nil {
 			t.Fatalf("attempt line %d: %v", i, rec)
 		}
+	}
+}
+
+// Help works without a configuration, on stdout, and exits 0; a stray argument says what to do.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	noEnv := func(string) string { return "" }
+	for _, args := range [][]string{{"-h"}, {"help"}, {"run", "-h"}, {"help", "run"}} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &out, &errOut); err != nil || !strings.Contains(out.String(), "usage: receiver") || errOut.Len() != 0 {
+			t.Errorf("%v: %v, stdout %q, stderr %q", args, err, out.String(), errOut.String())
+		}
+	}
+	err := run(context.Background(), []string{"serve"}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown command "serve"; the commands are run`) {
+		t.Errorf("receiver serve: %v", err)
+	}
+	err = run(context.Background(), nil, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "pass -config FILE or set IDPSYNC_CONFIG") {
+		t.Errorf("receiver without a configuration: %v", err)
 	}
 }

@@ -4,6 +4,8 @@
 //
 //	worker [-config FILE] [-log-level LEVEL] [command] [command flags]
 //
+// The common flags may also follow the command; "worker help" and "worker COMMAND -h" show help.
+//
 // Commands:
 //
 //	run      consume the event stream, record events and work the jobs (the default)
@@ -17,16 +19,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/store"
 	"github.com/idpsync/idpsync/internal/worker"
@@ -41,115 +42,77 @@ func main() {
 	}
 }
 
-// env is what every command gets.
-type env struct {
-	cfg    *config.Config
-	logger *slog.Logger
-	getenv func(string) string
-	stdout io.Writer
-	stderr io.Writer
-}
-
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, e *env, args []string) error
-}
-
-var commands = []command{
-	{"run", "consume the event stream, record events and work the jobs (the default)", runWorker},
-	{"migrate", "apply idpsync's and River's migrations to the configured schema", runMigrate},
-	{"replay", "re-drive events from the event log, the stream or the dead letters", runReplay},
-	{"resync", "resync a source from its management API now (-wait shows the progress)", runResync},
-}
-
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("IDPSYNC_CONFIG"), "configuration file (default $IDPSYNC_CONFIG)")
-	logLevel := fs.String("log-level", getenv("LOG_LEVEL"), "debug, info, warn or error (default $LOG_LEVEL or info)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: worker [-config FILE] [-log-level LEVEL] [command] [command flags]\n\ncommands:")
-		for _, c := range commands {
-			fmt.Fprintf(stderr, "  %-8s %s\n", c.name, c.summary)
-		}
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	name, rest := "run", fs.Args()
-	if len(rest) > 0 {
-		name, rest = rest[0], rest[1:]
-	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == name {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
-		fs.Usage()
-		return fmt.Errorf("unknown command %q", name)
-	}
-	if *configPath == "" {
-		return errors.New("no configuration: pass -config FILE or set IDPSYNC_CONFIG (see the README, Configuration)")
-	}
-	cfg, err := config.Load(*configPath, getenv)
-	if err != nil {
-		return err
-	}
-	logger, err := app.NewLogger(stderr, *logLevel)
-	if err != nil {
-		return err
-	}
-	return cmd.run(ctx, &env{cfg: cfg, logger: logger, getenv: getenv, stdout: stdout, stderr: stderr}, rest)
+	return program.Run(ctx, args, getenv, stdout, stderr)
 }
 
-func runWorker(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	pool, err := worker.OpenDatabase(ctx, e.cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	bus, err := app.ConnectBus(ctx, e.cfg, "idpsync-worker", e.logger)
-	if err != nil {
-		return err
-	}
-	defer bus.Conn().Close()
-	w, err := worker.FromConfig(e.cfg, pool, bus, e.logger, app.NewRegistry())
-	if err != nil {
-		return err
-	}
-	return w.Run(ctx)
+var program = &cli.Program{
+	Name:    "worker",
+	Summary: "idpsync's worker: it records the event stream in Postgres, keeps the mirror and revokes access; and the operator's commands",
+	Default: "run",
+	Commands: []cli.Command{
+		{Name: "run", Summary: "consume the event stream, record events and work the jobs",
+			Parts: config.ForWorker, Flags: runFlags},
+		{Name: "migrate", Summary: "create the database if missing and apply idpsync's and River's migrations",
+			Usage: migrateUsage, Parts: config.ForDatabase, Flags: migrateFlags},
+		{Name: "replay", Summary: "re-drive events from the event log, the stream or the dead letters",
+			Usage: replayUsage, Parts: config.ForWorker, Flags: replayFlags},
+		{Name: "resync", Summary: "resync a source from its management API now (-wait shows the progress)",
+			Parts: config.ForWorker, Flags: resyncFlags},
+	},
+	Environment: "IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, and whatever the configuration references as ${NAME}.",
 }
 
-func runMigrate(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
+func runFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
+	return func(ctx context.Context, e *cli.Env) error {
+		pool, err := worker.OpenDatabase(ctx, e.Config)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		bus, err := app.ConnectBus(ctx, e.Config, "idpsync-worker", e.Logger)
+		if err != nil {
+			return err
+		}
+		defer bus.Conn().Close()
+		w, err := worker.FromConfig(e.Config, pool, bus, e.Logger, app.NewRegistry())
+		if err != nil {
+			return err
+		}
+		return w.Run(ctx)
 	}
-	pool, err := worker.OpenDatabase(ctx, e.cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	applied, err := store.Migrate(ctx, pool, e.cfg.Database.Schema, e.logger)
-	if err != nil {
-		return err
-	}
-	if len(applied) == 0 {
-		fmt.Fprintf(e.stdout, "schema %s is up to date\n", e.cfg.Database.Schema)
+}
+
+const migrateUsage = `Creates the configured database when it does not exist (the role needs CREATEDB; otherwise the
+error gives the command for an administrator), then applies the migrations. Only the database
+section of the configuration is read.`
+
+func migrateFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
+	return func(ctx context.Context, e *cli.Env) error {
+		db := e.Config.Database
+		name, created, err := store.EnsureDatabase(ctx, db.URL)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(e.Stdout, "created database %s\n", name)
+		}
+		pool, err := worker.OpenDatabase(ctx, e.Config)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		applied, err := store.Migrate(ctx, pool, db.Schema, e.Logger)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintf(e.Stdout, "schema %s is up to date\n", db.Schema)
+			return nil
+		}
+		for _, m := range applied {
+			fmt.Fprintf(e.Stdout, "applied %s %03d %s\n", m.Line, m.Version, m.Name)
+		}
 		return nil
 	}
-	for _, m := range applied {
-		fmt.Fprintf(e.stdout, "applied %s %03d %s\n", m.Line, m.Version, m.Name)
-	}
-	return nil
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,7 +111,9 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 		want string
 	}{
 		{[]string{"migrate"}, "pass -config FILE or set IDPSYNC_CONFIG"},
-		{[]string{"-config", path, "frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"-config", path, "frobnicate"}, `unknown command "frobnicate"; the commands are run, migrate`},
+		{[]string{"resync", "stray", "-config", path}, `resync takes no argument "stray"`},
+		{[]string{"-config", path, "resync", "-nope"}, "flag provided but not defined: -nope; run 'worker help resync'"},
 		{[]string{"-config", path, "resync", "-source", "nope"}, `no source named "nope"`},
 		{[]string{"-config", path, "resync", "-source", "c"}, "has no api credentials"},
 		{[]string{"-config", path, "replay", "-from", "somewhere"}, `-from "somewhere": use log, stream or dead-letters`},
@@ -124,6 +128,90 @@ func TestCommandErrorsSayWhatToDo(t *testing.T) {
 	out, err := runCmd(t, getenv, "-config", path, "replay", "-dry-run")
 	if err != nil || out != "0 events match; nothing was changed (-dry-run)\n" {
 		t.Errorf("replay -dry-run: %q %v", out, err)
+	}
+}
+
+// Help works anywhere, without a configuration, on stdout, and exits 0 (run returns nil).
+func TestHelpAnywhere(t *testing.T) {
+	t.Parallel()
+	noEnv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"-h"}, {"-help"}, {"help"}, {"help", "resync"}, {"resync", "-h"}, {"replay", "-h"}, {"migrate", "-h"},
+		{"migrate", "help"}, {"-config", "/nonexistent.yaml", "resync", "-source", "x", "-h"}, {"resync", "--help"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &out, &errOut); err != nil {
+			t.Errorf("%v: %v", args, err)
+			continue
+		}
+		if !strings.Contains(out.String(), "usage: worker") || errOut.Len() != 0 {
+			t.Errorf("%v: stdout %q, stderr %q", args, out.String(), errOut.String())
+		}
+		if args[0] == "resync" || slices.Contains(args, "resync") {
+			if !strings.Contains(out.String(), "-source") || !strings.Contains(out.String(), "-config") {
+				t.Errorf("%v: the command's help lacks its flags:\n%s", args, out.String())
+			}
+		}
+	}
+}
+
+// The common flags go before or after the command.
+func TestFlagsBeforeOrAfterTheCommand(t *testing.T) {
+	t.Parallel()
+	path, getenv, cfg := setup(t, `[{name: c, kind: clerk, webhook: {secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}]`)
+	want := fmt.Sprintf("schema %s is up to date\n", cfg.Database.Schema)
+	for _, args := range [][]string{
+		{"-config", path, "migrate"}, {"migrate", "-config", path}, {"-log-level", "warn", "migrate", "-config", path},
+	} {
+		if out, err := runCmd(t, getenv, args...); err != nil || out != want {
+			t.Errorf("%v: %q %v", args, out, err)
+		}
+	}
+}
+
+// migrate reads only the database section: a configuration without sources, or with a source
+// whose secrets are unset, migrates all the same, and the worker itself still refuses it.
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	t.Parallel()
+	_, schema := storetest.NewSchema(t)
+	path := filepath.Join(t.TempDir(), "idpsync.yaml")
+	yaml := fmt.Sprintf("database: {schema: %s}\nsources: [{name: c, kind: clerk, webhook: {secrets: [\"${UNSET_SECRET}\"]}}]\n", schema)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"DATABASE_URL": storetest.DatabaseURL()}[k] }
+	if out, err := runCmd(t, getenv, "migrate", "-config", path); err != nil || !strings.Contains(out, "is up to date") {
+		t.Fatalf("migrate: %q %v", out, err)
+	}
+	if _, err := runCmd(t, getenv, "run", "-config", path); err == nil || !strings.Contains(err.Error(), "UNSET_SECRET") {
+		t.Fatalf("run with an unset secret: %v", err)
+	}
+}
+
+// migrate creates a missing database, and says so.
+func TestMigrateCreatesTheDatabase(t *testing.T) {
+	t.Parallel()
+	name := fmt.Sprintf("idpsync_migrate_%d", time.Now().UnixNano())
+	u, err := url.Parse(storetest.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	admin, _ := storetest.NewSchema(t)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	path := filepath.Join(t.TempDir(), "idpsync.yaml")
+	if err := os.WriteFile(path, []byte("database: {schema: idpsync}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"DATABASE_URL": u.String()}[k] }
+	out, err := runCmd(t, getenv, "migrate", "-config", path)
+	if err != nil || !strings.HasPrefix(out, "created database "+name+"\n") || !strings.Contains(out, "applied idpsync") {
+		t.Fatalf("migrate: %q %v", out, err)
+	}
+	if out, err := runCmd(t, getenv, "migrate", "-config", path); err != nil || out != "schema idpsync is up to date\n" {
+		t.Fatalf("second migrate: %q %v", out, err)
 	}
 }
 

@@ -9,25 +9,21 @@ import (
 	"time"
 
 	"github.com/idpsync/idpsync/internal/app"
+	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/replay"
 	"github.com/idpsync/idpsync/internal/store"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
-const replayUsage = `usage: worker replay [-from log|stream|dead-letters] [filters]
-
-  -from log           re-apply events of the event log (after fixing how events map to rows)
+const replayUsage = `  -from log           re-apply events of the event log (after fixing how events map to rows)
   -from stream        re-record the stream's messages (after a parser fix, or a restored database)
   -from dead-letters  re-record the payloads kept in dead_letters (after a parser fix)
 
 Times are RFC 3339 ("2026-11-24T08:00:00Z") or durations meaning that long ago ("6h").
 `
 
-func runReplay(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, replayUsage); fs.PrintDefaults() }
+func replayFlags(fs *flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
 	from := fs.String("from", "log", "log, stream or dead-letters")
 	source := fs.String("source", "", "only this source")
 	since := fs.String("since", "", "log: received at or after; stream: stored at or after")
@@ -39,87 +35,86 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	startSeq := fs.Uint64("start-seq", 0, "stream: start at this stream sequence")
 	deadIDs := fs.String("id", "", "dead-letters: only these dead letter ids, comma-separated")
 	dryRun := fs.Bool("dry-run", false, "log: count the matching events, change nothing")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	now := time.Now()
-	sinceT, err := parseWhen(*since, now)
-	if err != nil {
-		return fmt.Errorf("-since: %w", err)
-	}
-	untilT, err := parseWhen(*until, now)
-	if err != nil {
-		return fmt.Errorf("-until: %w", err)
-	}
-	if *source != "" {
-		if _, ok := e.cfg.Source(*source); !ok {
-			return fmt.Errorf("-source: no source named %q in the configuration", *source)
-		}
-	}
-
-	pool, err := worker.OpenDatabase(ctx, e.cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	bus, err := app.ConnectBus(ctx, e.cfg, "idpsync-replay", e.logger)
-	if err != nil {
-		return err
-	}
-	defer bus.Conn().Close()
-	if *from == "stream" {
-		// An operator waits a moment for NATS, not for the whole outage.
-		wctx, cancel := context.WithTimeout(ctx, streamWait)
-		err := bus.WaitReady(wctx)
-		cancel()
+	return func(ctx context.Context, e *cli.Env) error {
+		now := time.Now()
+		sinceT, err := parseWhen(*since, now)
 		if err != nil {
-			if why := bus.Ready(ctx); why != nil {
-				err = why
-			}
-			return fmt.Errorf("the stream is not reachable after %s, so it cannot be replayed: %w", streamWait, err)
+			return fmt.Errorf("-since: %w", err)
 		}
-	}
-	rec, err := worker.NewRecorder(e.cfg, pool, bus, e.logger)
-	if err != nil {
+		untilT, err := parseWhen(*until, now)
+		if err != nil {
+			return fmt.Errorf("-until: %w", err)
+		}
+		if *source != "" {
+			if _, ok := e.Config.Source(*source); !ok {
+				return fmt.Errorf("-source: no source named %q in the configuration", *source)
+			}
+		}
+
+		pool, err := worker.OpenDatabase(ctx, e.Config)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		bus, err := app.ConnectBus(ctx, e.Config, "idpsync-replay", e.Logger)
+		if err != nil {
+			return err
+		}
+		defer bus.Conn().Close()
+		if *from == "stream" {
+			// An operator waits a moment for NATS, not for the whole outage.
+			wctx, cancel := context.WithTimeout(ctx, streamWait)
+			err := bus.WaitReady(wctx)
+			cancel()
+			if err != nil {
+				if why := bus.Ready(ctx); why != nil {
+					err = why
+				}
+				return fmt.Errorf("the stream is not reachable after %s, so it cannot be replayed: %w", streamWait, err)
+			}
+		}
+		rec, err := worker.NewRecorder(e.Config, pool, bus, e.Logger)
+		if err != nil {
+			return err
+		}
+		progress := func(c replay.Counts) { fmt.Fprintf(e.Stderr, "\r%d read", c.Read) }
+
+		var c replay.Counts
+		switch *from {
+		case "log":
+			f := store.EventFilter{Source: *source, Since: sinceT, Until: untilT, Types: split(*types), EntityID: *entity,
+				Statuses: split(*statuses), EventIDs: split(*eventIDs)}
+			c, err = replay.Log(ctx, pool, rec.Mirror, rec.River, f, *dryRun, progress)
+			fmt.Fprintln(e.Stderr)
+			if err == nil {
+				if *dryRun {
+					fmt.Fprintf(e.Stdout, "%d events match; nothing was changed (-dry-run)\n", c.Read)
+				} else {
+					fmt.Fprintf(e.Stdout, "%d events re-applied: %d changed the mirror, %d found it already right; %d enqueued to be read from their IdP\n",
+						c.Read, c.Applied, c.Stale, c.Enqueued)
+				}
+			}
+		case "stream":
+			c, err = replay.Stream(ctx, bus, pool, rec.Intake, *source, natsbus.ReadFrom{Seq: *startSeq, Time: sinceT}, progress)
+			fmt.Fprintln(e.Stderr)
+			if err == nil {
+				fmt.Fprintf(e.Stdout, "%d messages read: %d recorded, %d already in the log, %d dead-lettered\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
+			}
+		case "dead-letters":
+			ids, perr := splitInts(*deadIDs)
+			if perr != nil {
+				return fmt.Errorf("-id: %w", perr)
+			}
+			c, err = replay.DeadLetters(ctx, pool, rec.Intake, store.DeadLetterFilter{Source: *source, IDs: ids}, progress)
+			fmt.Fprintln(e.Stderr)
+			if err == nil {
+				fmt.Fprintf(e.Stdout, "%d dead letters replayed: %d recorded, %d already in the log, %d still failing\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
+			}
+		default:
+			return fmt.Errorf("-from %q: use log, stream or dead-letters", *from)
+		}
 		return err
 	}
-	progress := func(c replay.Counts) { fmt.Fprintf(e.stderr, "\r%d read", c.Read) }
-
-	var c replay.Counts
-	switch *from {
-	case "log":
-		f := store.EventFilter{Source: *source, Since: sinceT, Until: untilT, Types: split(*types), EntityID: *entity,
-			Statuses: split(*statuses), EventIDs: split(*eventIDs)}
-		c, err = replay.Log(ctx, pool, rec.Mirror, rec.River, f, *dryRun, progress)
-		fmt.Fprintln(e.stderr)
-		if err == nil {
-			if *dryRun {
-				fmt.Fprintf(e.stdout, "%d events match; nothing was changed (-dry-run)\n", c.Read)
-			} else {
-				fmt.Fprintf(e.stdout, "%d events re-applied: %d changed the mirror, %d found it already right; %d enqueued to be read from their IdP\n",
-					c.Read, c.Applied, c.Stale, c.Enqueued)
-			}
-		}
-	case "stream":
-		c, err = replay.Stream(ctx, bus, pool, rec.Intake, *source, natsbus.ReadFrom{Seq: *startSeq, Time: sinceT}, progress)
-		fmt.Fprintln(e.stderr)
-		if err == nil {
-			fmt.Fprintf(e.stdout, "%d messages read: %d recorded, %d already in the log, %d dead-lettered\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
-		}
-	case "dead-letters":
-		ids, perr := splitInts(*deadIDs)
-		if perr != nil {
-			return fmt.Errorf("-id: %w", perr)
-		}
-		c, err = replay.DeadLetters(ctx, pool, rec.Intake, store.DeadLetterFilter{Source: *source, IDs: ids}, progress)
-		fmt.Fprintln(e.stderr)
-		if err == nil {
-			fmt.Fprintf(e.stdout, "%d dead letters replayed: %d recorded, %d already in the log, %d still failing\n", c.Read, c.Recorded, c.Duplicate, c.DeadLettered)
-		}
-	default:
-		return fmt.Errorf("-from %q: use log, stream or dead-letters", *from)
-	}
-	return err
 }
 
 // streamWait bounds the wait of `replay -from stream` for NATS.

@@ -14,77 +14,75 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/store"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
-func runResync(ctx context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("resync", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+func resyncFlags(fs *flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
 	source := fs.String("source", "", "the source to resync (required)")
 	entities := fs.String("entity", "", "users, organizations, memberships, comma-separated (default: all the source resyncs)")
 	wait := fs.Bool("wait", false, "wait for the resyncs to finish, showing their progress")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	src, ok := e.cfg.Source(*source)
-	switch {
-	case *source == "":
-		return errors.New("-source is required")
-	case !ok:
-		return fmt.Errorf("-source: no source named %q in the configuration", *source)
-	case len(src.ResyncEntities()) == 0:
-		return fmt.Errorf("source %s has no api credentials to resync from", *source)
-	}
-	list := src.ResyncEntities()
-	if *entities != "" {
-		list = nil
-		for _, name := range split(*entities) {
-			en, err := events.ParseEntity(name)
-			if err != nil {
-				return fmt.Errorf("-entity: %w", err)
-			}
-			if !slices.Contains(src.ResyncEntities(), en) {
-				return fmt.Errorf("-entity: source %s resyncs %s, not %s", *source, plurals(src.ResyncEntities()), en.Plural())
-			}
-			list = append(list, en)
+	return func(ctx context.Context, e *cli.Env) error {
+		src, ok := e.Config.Source(*source)
+		switch {
+		case *source == "":
+			return errors.New("-source is required")
+		case !ok:
+			return fmt.Errorf("-source: no source named %q in the configuration", *source)
+		case len(src.ResyncEntities()) == 0:
+			return fmt.Errorf("source %s has no api credentials to resync from", *source)
 		}
-	}
+		list := src.ResyncEntities()
+		if *entities != "" {
+			list = nil
+			for _, name := range split(*entities) {
+				en, err := events.ParseEntity(name)
+				if err != nil {
+					return fmt.Errorf("-entity: %w", err)
+				}
+				if !slices.Contains(src.ResyncEntities(), en) {
+					return fmt.Errorf("-entity: source %s resyncs %s, not %s", *source, plurals(src.ResyncEntities()), en.Plural())
+				}
+				list = append(list, en)
+			}
+		}
 
-	pool, err := worker.OpenDatabase(ctx, e.cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: e.cfg.Database.Schema})
-	if err != nil {
-		return err
-	}
-	jobs := make(map[events.Entity]int64, len(list))
-	for _, en := range list {
-		res, err := client.Insert(ctx, handlers.ResyncArgs{Source: *source, Entity: en}, nil)
+		pool, err := worker.OpenDatabase(ctx, e.Config)
 		if err != nil {
-			return fmt.Errorf("enqueueing the resync of %s: %w", en.Plural(), err)
+			return err
 		}
-		jobs[en] = res.Job.ID
-		if res.UniqueSkippedAsDuplicate {
-			fmt.Fprintf(e.stdout, "a resync of %s %s is already under way (job %d)\n", *source, en.Plural(), res.Job.ID)
-		} else {
-			fmt.Fprintf(e.stdout, "resync of %s %s enqueued (job %d); a running worker takes it\n", *source, en.Plural(), res.Job.ID)
+		defer pool.Close()
+		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: e.Config.Database.Schema})
+		if err != nil {
+			return err
 		}
+		jobs := make(map[events.Entity]int64, len(list))
+		for _, en := range list {
+			res, err := client.Insert(ctx, handlers.ResyncArgs{Source: *source, Entity: en}, nil)
+			if err != nil {
+				return fmt.Errorf("enqueueing the resync of %s: %w", en.Plural(), err)
+			}
+			jobs[en] = res.Job.ID
+			if res.UniqueSkippedAsDuplicate {
+				fmt.Fprintf(e.Stdout, "a resync of %s %s is already under way (job %d)\n", *source, en.Plural(), res.Job.ID)
+			} else {
+				fmt.Fprintf(e.Stdout, "resync of %s %s enqueued (job %d); a running worker takes it\n", *source, en.Plural(), res.Job.ID)
+			}
+		}
+		if !*wait {
+			return nil
+		}
+		return follow(ctx, e, pool, list, jobs)
 	}
-	if !*wait {
-		return nil
-	}
-	return follow(ctx, e, pool, list, jobs)
 }
 
 // follow shows the runs' progress until they finish: one line rewritten in place on a terminal, a
 // line every five seconds otherwise.
-func follow(ctx context.Context, e *env, pool store.DBTX, entities []events.Entity, jobs map[events.Entity]int64) error {
-	tty := isTerminal(e.stderr)
+func follow(ctx context.Context, e *cli.Env, pool store.DBTX, entities []events.Entity, jobs map[events.Entity]int64) error {
+	tty := isTerminal(e.Stderr)
 	ticker := time.NewTicker(500 * time.Millisecond)
 	defer ticker.Stop()
 	var lastPrint time.Time
@@ -114,19 +112,19 @@ func follow(ctx context.Context, e *env, pool store.DBTX, entities []events.Enti
 		line := strings.Join(parts, " | ")
 		switch {
 		case tty:
-			fmt.Fprintf(e.stderr, "\r\033[K%s", line)
+			fmt.Fprintf(e.Stderr, "\r\033[K%s", line)
 		case time.Since(lastPrint) >= 5*time.Second || done == len(entities):
-			fmt.Fprintln(e.stderr, line)
+			fmt.Fprintln(e.Stderr, line)
 			lastPrint = time.Now()
 		}
 		if done == len(entities) {
 			if tty {
-				fmt.Fprintln(e.stderr)
+				fmt.Fprintln(e.Stderr)
 			}
 			var failed []string
 			for _, en := range entities {
 				r := runs[en]
-				fmt.Fprintf(e.stdout, "%s %s: %s in %s; %d seen, %d created, %d updated, %d deleted, %d skipped\n",
+				fmt.Fprintf(e.Stdout, "%s %s: %s in %s; %d seen, %d created, %d updated, %d deleted, %d skipped\n",
 					r.Source, en.Plural(), r.Status, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), r.Seen, r.Created, r.Updated, r.Deleted, r.Skipped)
 				if r.Status == store.RunFailed {
 					failed = append(failed, en.Plural()+": "+r.Error)

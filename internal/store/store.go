@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -79,37 +80,56 @@ func interpretError(err error) error {
 func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 
 // EnsureDatabase creates the database url names when it does not exist yet, connecting to the
-// same server's "postgres" database to do so. It reports whether it created it.
-func EnsureDatabase(ctx context.Context, url string) (bool, error) {
+// same server's "postgres" database to do so. It returns the database's name and whether it
+// created it. When it cannot, its error gives the command an administrator can run instead.
+func EnsureDatabase(ctx context.Context, url string) (name string, created bool, err error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return false, errors.New("database url is not a valid Postgres connection string")
+		return "", false, errors.New("database url is not a valid Postgres connection string")
 	}
-	name := cfg.Database
+	name = cfg.Database
 	if name == "" || name == "postgres" {
-		return false, nil
+		return name, false, nil
+	}
+	createdb := fmt.Sprintf("createdb -h %s -p %d -O %s %s", cfg.Host, cfg.Port, quoteShell(cfg.User), quoteShell(name))
+	if conn, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+		// It exists and we may connect: the common case, which needs no other database.
+		conn.Close(context.WithoutCancel(ctx))
+		return name, false, nil
+	} else if !isCode(err, "3D000") { // invalid_catalog_name: it does not exist
+		return name, false, fmt.Errorf("connecting to postgres at %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
 	cfg.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return false, fmt.Errorf("connecting to postgres at %s:%d: %w", cfg.Host, cfg.Port, err)
+		return name, false, fmt.Errorf("database %s does not exist and connecting to the server's postgres database to create it failed (%w); create it with: %s", name, err, createdb)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return false, fmt.Errorf("looking for database %s: %w", name, err)
-	}
-	if exists {
-		return false, nil
-	}
 	if _, err := conn.Exec(ctx, `CREATE DATABASE `+quoteIdent(name)); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by someone else
-			return false, nil
+		if isCode(err, "42P04") { // created meanwhile by someone else
+			return name, false, nil
 		}
-		return false, fmt.Errorf("creating database %s: %w", name, err)
+		if isCode(err, "42501") { // insufficient_privilege
+			return name, false, fmt.Errorf("database %s does not exist and role %s may not create databases; ask an administrator to run: %s", name, cfg.User, createdb)
+		}
+		return name, false, fmt.Errorf("creating database %s: %w; create it with: %s", name, err, createdb)
 	}
-	return true, nil
+	return name, true, nil
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// quoteShell quotes s for a POSIX shell when it needs it.
+func quoteShell(s string) string {
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }
 
 // ForgetSource deletes everything the database holds of source: its event log, dead letters,
