@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 )
@@ -82,12 +83,14 @@ func (s *WebhookSecrets) Add(o WebhookSecrets) {
 	s.BearerTokens = append(s.BearerTokens, o.BearerTokens...)
 }
 
-// StepBody encodes a registration step's JSON body; it panics on a value encoding/json cannot
-// encode, a programming error.
+// StepBody encodes a registration step's JSON body, as people read it (<, > and & unescaped); it
+// panics on a value encoding/json cannot encode, a programming error.
 func StepBody(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("provider: encoding a registration step's body: " + err.Error())
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
