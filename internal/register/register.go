@@ -171,6 +171,11 @@ func run(ctx context.Context, o Options, registering bool) error {
 
 	manual := plan.Manual
 	switch {
+	case len(plan.Steps) == 0 && len(manual) > 0:
+		r.line("nothing for idpsync to change at %s; the rest is yours (below).", p.Name)
+		r.noSecrets(out)
+		r.manual(manual)
+		return nil
 	case len(plan.Steps) == 0:
 		if registering {
 			r.line("nothing to change: the endpoint is registered at %s already.", p.Name)
@@ -223,6 +228,8 @@ func run(ctx context.Context, o Options, registering bool) error {
 	switch {
 	case failure != nil:
 		r.line("failed after %s; the calls sent so far stay made: run the command again once the cause is fixed.", changes(done))
+	case len(manual) > 0:
+		r.line("%s; the rest is yours (below).", made(done))
 	case registering:
 		r.line("registered: %s made.", changes(done))
 	default:
@@ -284,6 +291,12 @@ func explain(err error, idp string) error {
 		return fmt.Errorf("%w (%s does not answer like that: check the source's base_url)", err, idp)
 	}
 	return err
+}
+
+// made says "1 change made" or "n changes made", capitalized as a sentence's start.
+func made(n int) string {
+	c := changes(n)
+	return strings.ToUpper(c[:1]) + c[1:] + " made"
 }
 
 // changes says "1 change" or "n changes".
