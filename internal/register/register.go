@@ -135,15 +135,19 @@ func run(ctx context.Context, o Options, registering bool) error {
 	}
 
 	r := &report{w: o.Out, provider: p.Name, source: source}
-	verb := "unregister"
+	verb, dry := "unregister", ""
 	if registering {
 		verb = "register"
 	}
-	r.line("%s source %s (%s) at %s%s", verb, source, p.Name, o.Endpoint, map[bool]string{true: " (dry run: reads only)"}[o.DryRun])
+	if o.DryRun {
+		dry = " (dry run: reads only)"
+	}
+	r.line("%s source %s (%s) at %s%s", verb, source, p.Name, o.Endpoint, dry)
 	if u, _ := url.Parse(o.Endpoint); u.Scheme == "http" {
 		r.item("note", "the endpoint is plain http; an IdP delivers over the internet, so use https outside tests")
 	}
 
+	// Plan: reads only.
 	var plan *provider.RegistrationPlan
 	if registering {
 		plan, err = conn.Registrar.PlanRegistration(ctx, o.Endpoint)
@@ -157,37 +161,18 @@ func run(ctx context.Context, o Options, registering bool) error {
 		logger.ErrorContext(ctx, "looking up the endpoint's registration failed", slog.String("error", err.Error()))
 		return explain(fmt.Errorf("looking up what %s has for the endpoint: %w", p.Name, err), p.Name)
 	}
-	if len(plan.Found) == 0 {
-		r.item("found", "nothing registered for this endpoint")
-	}
-	for _, f := range plan.Found {
-		r.item("found", "%s", f)
-	}
-	for _, n := range plan.Notes {
-		r.item("note", "%s", n)
-	}
+	r.plan(plan)
 	logger.InfoContext(ctx, "endpoint registration planned", slog.String("action", verb), slog.Int("steps", len(plan.Steps)),
 		slog.Bool("dry_run", o.DryRun))
 
-	manual := plan.Manual
 	switch {
-	case len(plan.Steps) == 0 && len(manual) > 0:
+	case len(plan.Steps) == 0 && len(plan.Manual) > 0:
 		r.line("nothing for idpsync to change at %s; the rest is yours (below).", p.Name)
-		r.noSecrets(out)
-		r.manual(manual)
-		return nil
+	case len(plan.Steps) == 0 && registering:
+		r.line("nothing to change: the endpoint is registered at %s already.", p.Name)
+		r.line("Its secrets were shown when it was registered; to get new ones, unregister it and register it again.")
 	case len(plan.Steps) == 0:
-		if registering {
-			r.line("nothing to change: the endpoint is registered at %s already.", p.Name)
-			if len(plan.Found) > 0 {
-				r.line("Its secrets were shown when it was registered; to get new ones, unregister it and register it again.")
-			}
-		} else {
-			r.line("nothing to change: %s has nothing registered for the endpoint.", p.Name)
-		}
-		r.noSecrets(out)
-		r.manual(manual)
-		return nil
+		r.line("nothing to change: %s has nothing registered for the endpoint.", p.Name)
 	case o.DryRun:
 		rec.refuseAll()
 		for _, s := range plan.Steps {
@@ -195,56 +180,68 @@ func run(ctx context.Context, o Options, registering bool) error {
 			r.more("%s", s.Does)
 		}
 		r.line("dry run: %s planned; nothing was sent.", changes(len(plan.Steps)))
-		r.manual(manual)
+		r.manual(plan.Manual)
+		return nil
+	}
+	if len(plan.Steps) == 0 {
+		r.noSecrets(out)
+		r.manual(plan.Manual)
 		return nil
 	}
 
-	var (
-		secrets provider.WebhookSecrets
-		done    int
-		failure error
-	)
+	// Apply, step by step; what a failed run made is reported, and its secrets are not lost.
+	res := apply(ctx, plan, r, logger)
+	switch {
+	case res.failure != nil:
+		r.line("failed after %s; the calls sent so far stay made: run the command again once the cause is fixed.", changes(res.done))
+	case len(res.manual) > 0:
+		r.line("%s; the rest is yours (below).", made(res.done))
+	case registering:
+		r.line("registered: %s made.", changes(res.done))
+	default:
+		r.line("unregistered: %s made.", changes(res.done))
+	}
+	if res.secrets.Empty() {
+		r.noSecrets(out)
+	} else if err := r.secrets(res.secrets, out, o.Endpoint); err != nil {
+		return errors.Join(explain(res.failure, p.Name), err)
+	}
+	r.manual(res.manual)
+	return explain(res.failure, p.Name)
+}
+
+// applied is what applying a plan did.
+type applied struct {
+	done    int // steps that succeeded
+	secrets provider.WebhookSecrets
+	manual  []string
+	failure error // the first step's error, after which none was sent
+}
+
+// apply sends the plan's steps in order, reporting each, and stops at the first failure.
+func apply(ctx context.Context, plan *provider.RegistrationPlan, r *report, logger *slog.Logger) applied {
+	out := applied{manual: plan.Manual}
 	for _, s := range plan.Steps {
 		r.item("send", "%s %s%s", s.Method, s.Path, bodyText(s.Body))
 		r.more("%s", s.Does)
 		res, err := s.ApplyFunc(ctx)
-		rec.take()
-		secrets.Add(res.Secrets)
+		out.secrets.Add(res.Secrets)
 		if res.Manual != nil {
-			manual = res.Manual
+			out.manual = res.Manual
 		}
 		if res.Made != "" {
 			r.more("→ %s", res.Made)
 			logger.InfoContext(ctx, "endpoint registration changed", slog.String("call", s.Method+" "+s.Path), slog.String("made", res.Made))
 		}
 		if err != nil {
-			failure = fmt.Errorf("%s: %w", s.Does, err)
+			out.failure = fmt.Errorf("%s: %w", s.Does, err)
 			logger.ErrorContext(ctx, "endpoint registration step failed", slog.String("call", s.Method+" "+s.Path),
 				slog.String("error", err.Error()))
-			break
+			return out
 		}
-		done++
+		out.done++
 	}
-	switch {
-	case failure != nil:
-		r.line("failed after %s; the calls sent so far stay made: run the command again once the cause is fixed.", changes(done))
-	case len(manual) > 0:
-		r.line("%s; the rest is yours (below).", made(done))
-	case registering:
-		r.line("registered: %s made.", changes(done))
-	default:
-		r.line("unregistered: %s made.", changes(done))
-	}
-	if secrets.Empty() {
-		r.noSecrets(out)
-	} else if err := r.secrets(secrets, out, o.Endpoint); err != nil {
-		return errors.Join(explain(failure, p.Name), err)
-	}
-	r.manual(manual)
-	if failure != nil {
-		return explain(failure, p.Name)
-	}
-	return nil
+	return out
 }
 
 func (o Options) check() error {
@@ -334,6 +331,19 @@ func (r *report) item(label, format string, args ...any) {
 // more continues the last item.
 func (r *report) more(format string, args ...any) {
 	fmt.Fprintf(r.w, "  %-10s %s\n", "", fmt.Sprintf(format, args...))
+}
+
+// plan writes what the lookups found and the plan's notes.
+func (r *report) plan(p *provider.RegistrationPlan) {
+	if len(p.Found) == 0 {
+		r.item("found", "nothing registered for this endpoint")
+	}
+	for _, f := range p.Found {
+		r.item("found", "%s", f)
+	}
+	for _, n := range p.Notes {
+		r.item("note", "%s", n)
+	}
 }
 
 func (r *report) manual(steps []string) {

@@ -450,3 +450,51 @@ func TestEndpointMustBeTheSourcesReceiverURL(t *testing.T) {
 		}
 	}
 }
+
+func TestWhatCannotRunIsRefusedBeforeAnyCall(t *testing.T) {
+	t.Parallel()
+	// A provider with webhooks and an API but no registrar.
+	provider.Register(&provider.Provider{Kind: "noregistrar", Name: "NoRegistrar",
+		Webhook: &provider.Webhook{
+			NewVerifierFunc:   func(provider.WebhookSettings) (webhook.Verifier, error) { return nil, nil },
+			ParseEnvelopeFunc: func(string, []byte) (events.Envelope, error) { return events.Envelope{}, nil },
+			ParseFunc:         func(string, []byte) (events.Event, error) { return events.Event{}, nil },
+		},
+		API: &provider.API{CheckSettingsFunc: func(provider.APISettings) error { return nil },
+			ConnectFunc: func(provider.APISettings) (*provider.Connection, error) { return &provider.Connection{}, nil }},
+	})
+	r := runCmd(t, register.Register, register.Options{Provider: lookup(t, "noregistrar"), Endpoint: "https://h.example.com/webhooks/s",
+		Settings: provider.APISettings{Source: "s"}})
+	if !errors.Is(r.err, register.ErrNotSupported) || !strings.Contains(r.err.Error(), "cannot register endpoints at NoRegistrar") {
+		t.Errorf("no registrar: %v", r.err)
+	}
+
+	e := newAuthPI(t)
+	for name, tc := range map[string]struct {
+		action func(context.Context, register.Options) error
+		set    func(o *register.Options)
+		says   string
+	}{
+		"api settings the provider refuses": {register.Register, func(o *register.Options) { o.Settings.IssuerID = "" }, "issuer_id is required"},
+		"a secrets file for unregister": {register.Unregister, func(o *register.Options) { o.SecretsOut = filepath.Join(t.TempDir(), "s") },
+			"a secrets file is for register only"},
+		"an existing secrets file in a dry run": {register.Register, func(o *register.Options) {
+			o.DryRun, o.SecretsOut = true, filepath.Join(t.TempDir(), "taken")
+			if err := os.WriteFile(o.SecretsOut, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "never overwrites"},
+		"an endpoint of another source": {register.Register, func(o *register.Options) { o.Endpoint = e.rc.URL + "/webhooks/other" },
+			"does not end in /webhooks/authpi-prod"},
+	} {
+		o := e.opts
+		tc.set(&o)
+		r := runCmd(t, tc.action, o)
+		if !errors.Is(r.err, register.ErrInvalidOptions) || !strings.Contains(r.err.Error(), tc.says) {
+			t.Errorf("%s: %v, want ErrInvalidOptions saying %q", name, r.err, tc.says)
+		}
+	}
+	if reqs := e.f.Requests(); len(reqs) != 0 {
+		t.Errorf("refused runs called AuthPI: %+v", reqs)
+	}
+}
