@@ -1,7 +1,6 @@
 package register_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -269,5 +268,3 @@ func TestZitadelErrorsAreClear(t *testing.T) {
 		})
 	}
 }
-
-var _ = context.Background
