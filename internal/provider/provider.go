@@ -3,11 +3,12 @@
 //
 // Each kind of IdP lives in one package, internal/provider/<kind>, that registers itself here:
 // its webhook scheme and envelope, its payload parsers, its management-API client, the adapters
-// the jobs use (a Directory to resync from, a SessionRevoker, an AgentRevoker) and what of all this
-// it supports. Its fake lives beside it (internal/provider/<kind>/<kind>fake). As with database/sql
-// drivers, adding a provider is one package and one line in internal/provider/all; nothing else in
-// idpsync switches on kinds: configuration validation, the receiver, the intake and the jobs ask
-// the registry.
+// the jobs use (a Directory to resync from, a SessionRevoker, an AgentRevoker), the Registrar that
+// registers idpsync's receiver as its webhook endpoint, and what of all this it supports. Its fake
+// lives beside it (internal/provider/<kind>/<kind>fake). As with database/sql drivers, adding a
+// provider is one package and one line in internal/provider/all; nothing else in idpsync switches
+// on kinds: configuration validation, the receiver, the intake, the jobs and the operator commands
+// ask the registry.
 //
 // This package and the provider packages link no database and no job queue: the receiver binary
 // uses them to verify and route deliveries.
@@ -113,12 +114,15 @@ type APISettings struct {
 	Logger *slog.Logger
 }
 
-// Connection is a source's management API, adapted to what the jobs need. A field is nil when the
-// provider does not offer it.
+// Connection is a source's management API, adapted to what the jobs and the operator commands
+// need. A field is nil when the provider does not offer it.
 type Connection struct {
 	Directory Directory
 	Sessions  SessionRevoker
 	Agents    AgentRevoker
+	// Registrar registers the source's receiver endpoint at the IdP (worker register); nil when
+	// idpsync cannot.
+	Registrar Registrar
 }
 
 var (

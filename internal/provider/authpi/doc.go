@@ -9,5 +9,7 @@
 //     after a 401 (the request is then sent once more). The account id is resolved once through
 //     GET /v1/me and cached, unless given. Lists follow AuthPI's cursors (limit ≤ 100,
 //     next_cursor, has_more);
+//   - the Registrar of `worker register` (register.go): a webhook for the receiver, subscribed to
+//     every event type the parser maps, with bearer+signature auth;
 //   - its registration with internal/provider (provider.go). Its fake is authpifake.
 package authpi

@@ -3,6 +3,8 @@ package authpi
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -258,6 +260,12 @@ func ParseOrganization(data []byte) (*events.Organization, error) {
 	return &events.Organization{ID: a.ID, Name: a.Name, Slug: a.Slug, Suspended: a.Status == "suspended",
 		Deleted: a.Status == "deleted", CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 		Version: a.UpdatedAt.UnixMicro(), Raw: json.RawMessage(data)}, nil
+}
+
+// EventTypes returns the AuthPI event types idpsync maps to canonical events, sorted: what a
+// webhook registered for idpsync subscribes to.
+func EventTypes() []string {
+	return slices.Sorted(maps.Keys(authpiTypes))
 }
 
 // authpiTypeNames interns the type names the scanner expects.

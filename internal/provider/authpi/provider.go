@@ -46,7 +46,7 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &authpiDirectory{c: c, issuer: s.IssuerID}}, nil
+	return &provider.Connection{Directory: &authpiDirectory{c: c, issuer: s.IssuerID}, Registrar: &authpiRegistrar{c: c, source: s.Source}}, nil
 }
 
 // newVerifier builds AuthPI's verifier for the webhook's auth type: bearer, signature, or

@@ -196,3 +196,12 @@ func cloneQuery(q url.Values) url.Values {
 }
 
 func (c *Client) limit(p ListParams) int { return idpclient.ClampPageSize(p.Limit, c.pageSize) }
+
+// path returns the URL path of an API path, with the base URL's own path (/v1), as sent.
+func (c *Client) path(p string) string {
+	u, err := c.t.URL(p)
+	if err != nil {
+		return p
+	}
+	return u.EscapedPath()
+}

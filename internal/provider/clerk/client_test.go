@@ -187,3 +187,32 @@ func TestListRefusesAPageOfNeitherShape(t *testing.T) {
 		}
 	}
 }
+
+// TestSvixAppThroughTheFake runs the Svix calls against the fake: a link is refused until the
+// instance has a Svix app, the app is created once, and each link is new.
+func TestSvixAppThroughTheFake(t *testing.T) {
+	t.Parallel()
+	f, base := startFake(t, clerkfake.Options{})
+	c := newClient(t, base, f.SecretKey())
+	ctx := t.Context()
+	if _, err := c.GenerateSvixAuthURL(ctx); !errors.Is(err, idpclient.ErrValidation) {
+		t.Fatalf("a link without a Svix app: %v, want a 400", err)
+	}
+	created, err := c.CreateSvixApp(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSvixApp(ctx); !errors.Is(err, idpclient.ErrValidation) {
+		t.Errorf("a second Svix app: %v, want a 400", err)
+	}
+	link, err := c.GenerateSvixAuthURL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if links := f.SvixLinks(); !f.SvixApp() || len(links) != 2 || links[0] != created.SvixURL || links[1] != link.SvixURL || link.SvixURL == created.SvixURL {
+		t.Errorf("links %v, answers %q and %q", links, created.SvixURL, link.SvixURL)
+	}
+	if n := len(f.MutationsOf("svix_app.create")); n != 1 {
+		t.Errorf("%d Svix apps created, want 1", n)
+	}
+}

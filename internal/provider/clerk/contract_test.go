@@ -30,6 +30,7 @@ var contractOps = []string{
 	"GetUserList", "GetUsersCount", "GetUser", "BanUser", "UnbanUser", "LockUser", "UnlockUser", "DeleteUser",
 	"ListOrganizations", "GetOrganization", "ListOrganizationMemberships",
 	"GetSessionList", "RevokeSession",
+	"CreateSvixApp", "GenerateSvixAuthURL",
 }
 
 // TestContract sends every request of the Clerk client, as idpsync configures and uses it, to
@@ -265,6 +266,24 @@ func TestContract(t *testing.T) {
 		wantDecoded(t, "session", s.ID, *s, s.Raw)
 	})
 
+	t.Run("POST /webhooks/svix and POST /webhooks/svix_url", func(t *testing.T) {
+		created, err := c.CreateSvixApp(ctx)
+		got := expect(t, "CreateSvixApp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPath(t, got[0], "/webhooks/svix")
+		link, err := c.GenerateSvixAuthURL(ctx)
+		got = expect(t, "GenerateSvixAuthURL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPath(t, got[0], "/webhooks/svix_url")
+		if created.SvixURL == "" || link.SvixURL == "" {
+			t.Errorf("no svix_url decoded: %+v, %+v", created, link)
+		}
+	})
+
 	t.Run("arguments the spec forbids are refused before anything is sent", func(t *testing.T) {
 		// Offsets below the spec's minimum of 0, and empty ids where its paths require one (an
 		// empty user id would send GET /users/, or DELETE /users/, whose 404 reads as "gone").
@@ -359,6 +378,22 @@ func TestContract(t *testing.T) {
 		}
 		got = expect(t, "RevokeSession")
 		wantPath(t, got[0], "/sessions/"+url.PathEscape(sessions[0])+"/revoke")
+
+		// The registrar: Prism answers the dashboard link, so the instance has a Svix app and
+		// the plan sends nothing, leaving the operator the steps with the link.
+		for name, planFunc := range map[string]func(context.Context, string) (*provider.RegistrationPlan, error){
+			"registration": conn.Registrar.PlanRegistration, "removal": conn.Registrar.PlanRemoval,
+		} {
+			plan, err := planFunc(ctx, "https://hooks.example.com/webhooks/clerk-prod")
+			got = expect(t, "GenerateSvixAuthURL")
+			wantPath(t, got[0], "/webhooks/svix_url")
+			if err != nil {
+				t.Fatalf("planning the %s: %v", name, err)
+			}
+			if len(plan.Steps) != 0 || len(plan.Found) != 1 || len(plan.Manual) == 0 {
+				t.Errorf("%s plan = %+v", name, plan)
+			}
+		}
 	})
 
 	t.Run("every operation the client calls was exercised", func(t *testing.T) {

@@ -10,5 +10,9 @@
 //     Errors are *idpclient.APIError decoded from Clerk's {"errors":[…],"clerk_trace_id":…} body;
 //   - the adapters the jobs use: a Directory that resyncs users, organizations and memberships in
 //     creation order, and a SessionRevoker (directory.go);
+//   - the Registrar of `worker register` (register.go): Clerk keeps its endpoints in a Svix app that
+//     BAPI can create (POST /webhooks/svix) and open in Svix's dashboard (POST /webhooks/svix_url,
+//     a login link) but not configure, so registering creates the app when the instance has none
+//     and leaves the operator the steps in the dashboard (svix.go);
 //   - its registration with internal/provider (provider.go). Its fake is clerkfake.
 package clerk

@@ -3,6 +3,8 @@ package clerk
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/events"
@@ -37,6 +39,29 @@ var clerkTypes = map[string]events.Type{
 	"session.ended":                  events.SessionEnded,
 	"session.removed":                events.SessionRemoved,
 	"session.revoked":                events.SessionRevoked,
+}
+
+// EventGroups returns the groups of the event types idpsync maps ("user" for user.*), sorted:
+// mirrored are those whose events change the mirror, logged those that only reach the event log.
+// A Svix endpoint for idpsync subscribes to the mirrored groups, and to the logged ones when
+// they are wanted in the event log.
+func EventGroups() (mirrored, logged []string) {
+	seen := map[string]bool{}
+	for name, t := range clerkTypes {
+		group, _, _ := strings.Cut(name, ".")
+		if seen[group] {
+			continue
+		}
+		seen[group] = true
+		if slices.Contains(events.MirroredEntities, t.Entity()) {
+			mirrored = append(mirrored, group)
+		} else {
+			logged = append(logged, group)
+		}
+	}
+	slices.Sort(mirrored)
+	slices.Sort(logged)
+	return mirrored, logged
 }
 
 type clerkEnvelope struct {

@@ -56,5 +56,5 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &clerkDirectory{c: c}, Sessions: &clerkSessions{c: c}}, nil
+	return &provider.Connection{Directory: &clerkDirectory{c: c}, Sessions: &clerkSessions{c: c}, Registrar: &clerkRegistrar{c: c}}, nil
 }

@@ -232,3 +232,12 @@ func (c *Client) query(p ListParams, offset int) (listQuery, int) {
 	limit := idpclient.ClampPageSize(p.Limit, c.pageSize)
 	return listQuery{Offset: Uint64(offset), Limit: uint32(limit), Asc: !p.Descending}, limit
 }
+
+// path returns the URL path of an API path, with the base URL's own path, as sent.
+func (c *Client) path(p string) string {
+	u, err := c.t.URL(p)
+	if err != nil {
+		return p
+	}
+	return u.EscapedPath()
+}

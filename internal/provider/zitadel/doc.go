@@ -14,5 +14,8 @@
 //     reaches details.totalResult (64-bit numbers arrive as JSON strings);
 //   - the adapters the jobs use: a Directory (users, organizations) and a SessionRevoker
 //     (directory.go);
+//   - Actions v2 targets and executions (actions.go), and the Registrar of `worker register`
+//     (register.go): a restWebhook target for the receiver, called on every user.* and org.*
+//     event, whose signing key is the source's webhook secret;
 //   - its registration with internal/provider (provider.go). Its fake is zitadelfake.
 package zitadel

@@ -74,5 +74,6 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &zitadelDirectory{c: c}, Sessions: &zitadelSessions{c: c}}, nil
+	return &provider.Connection{Directory: &zitadelDirectory{c: c}, Sessions: &zitadelSessions{c: c},
+		Registrar: &zitadelRegistrar{c: c, source: s.Source}}, nil
 }

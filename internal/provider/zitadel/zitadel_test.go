@@ -3,7 +3,9 @@ package zitadel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,5 +319,82 @@ func TestGetOrganization(t *testing.T) {
 	}
 	if _, err := c.GetOrganization(t.Context(), "no-such-org"); !errors.Is(err, idpclient.ErrNotFound) {
 		t.Fatalf("missing organization: %v", err)
+	}
+}
+
+// TestActionsV2ListsPageOldestFirstAndFilter runs the Actions v2 calls against the fake: lists
+// page oldest first (Zitadel's default is newest first, so the client asks for asc), and filter.
+func TestActionsV2ListsPageOldestFirstAndFilter(t *testing.T) {
+	t.Parallel()
+	f, base := startFake(t, zitadelfake.Options{})
+	c := newClient(t, zitadel.Config{BaseURL: base, PersonalAccessToken: f.PAT(), PageSize: 2})
+	ctx := t.Context()
+	var ids []string
+	for i := range 5 {
+		tg, err := c.CreateTarget(ctx, &zitadel.CreateTargetParams{Name: fmt.Sprintf("t%d", i), RESTWebhook: &zitadel.RESTTarget{},
+			Timeout: "10s", Endpoint: fmt.Sprintf("https://hooks.example.com/%d", i), PayloadType: zitadel.PayloadTypeJSON})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tg.SigningKey == "" {
+			t.Fatal("no signing key in the creation's answer")
+		}
+		ids = append(ids, tg.ID)
+	}
+	var listed []string
+	for tg, err := range c.ListTargets(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tg.Type() != "restWebhook" || tg.Timeout != "10s" || tg.PayloadType != zitadel.PayloadTypeJSON {
+			t.Errorf("target %+v", tg)
+		}
+		listed = append(listed, tg.ID)
+	}
+	if !slices.Equal(listed, ids) {
+		t.Fatalf("ListTargets = %v, want %v oldest first", listed, ids)
+	}
+	if searches := len(f.Requests()) - 5; searches != 3 {
+		t.Errorf("%d searches for 5 targets in pages of 2, want 3", searches)
+	}
+	if err := c.SetExecution(ctx, zitadel.EventGroup("user"), ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetExecution(ctx, zitadel.EventGroup("org"), ids[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	count := func(p *zitadel.ListExecutionsParams) int {
+		n := 0
+		for _, err := range c.ListExecutions(ctx, p) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	if n := count(&zitadel.ListExecutionsParams{TargetID: ids[0]}); n != 1 {
+		t.Errorf("%d executions call %s, want 1", n, ids[0])
+	}
+	if n := count(&zitadel.ListExecutionsParams{Conditions: []zitadel.Condition{zitadel.EventGroup("org"), zitadel.EventGroup("session")}}); n != 1 {
+		t.Errorf("%d executions of org or session, want 1", n)
+	}
+	// An event group Zitadel does not have, or a target it does not have, is refused.
+	if err := c.SetExecution(ctx, zitadel.EventGroup("nogroup"), ids[:1]); !errors.Is(err, idpclient.ErrUnexpected) {
+		t.Errorf("an unknown group: %v", err)
+	}
+	if _, err := c.CreateTarget(ctx, &zitadel.CreateTargetParams{Name: "x", RESTWebhook: &zitadel.RESTTarget{}, Timeout: "300s",
+		Endpoint: "https://hooks.example.com/x"}); !errors.Is(err, idpclient.ErrValidation) {
+		t.Errorf("a timeout above 270s: %v", err)
+	}
+	// Deleting a target takes it out of the executions; deleting it again succeeds.
+	if err := c.DeleteTarget(ctx, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteTarget(ctx, ids[1]); err != nil {
+		t.Errorf("deleting a deleted target: %v", err)
+	}
+	if n := count(nil); n != 1 {
+		t.Errorf("%d executions left, want user's (org's lost its only target)", n)
 	}
 }

@@ -104,6 +104,7 @@ type Fake struct {
 	webhooks    *fakeidp.Table[authpiWebhook]
 	idempotency map[string][]byte
 	subscribed  []string // event filter of the API-registered target, nil = all
+	delivering  string   // the API-registered webhook deliveries go to, "" when none
 }
 
 // New returns an AuthPI fake holding the generated data set of opts.
@@ -694,7 +695,8 @@ func (f *Fake) createWebhook(w http.ResponseWriter, r *http.Request) {
 		URL    string   `json:"url"`
 		Events []string `json:"events"`
 		Auth   struct {
-			Type string `json:"type"`
+			Type               string `json:"type"`
+			SignatureAlgorithm string `json:"signature_algorithm"`
 		} `json:"auth"`
 	}
 	body, err := fakeidp.ReadBody(r)
@@ -714,6 +716,9 @@ func (f *Fake) createWebhook(w http.ResponseWriter, r *http.Request) {
 	authType := cmp.Or(req.Auth.Type, "bearer")
 	if !slices.Contains([]string{"none", "bearer", "signature", "bearer+signature"}, authType) {
 		fields = append(fields, map[string]string{"field": "auth.type", "code": "invalid", "message": "must be none, bearer, signature or bearer+signature"})
+	}
+	if alg := req.Auth.SignatureAlgorithm; alg != "" && alg != "hmac-sha256" {
+		fields = append(fields, map[string]string{"field": "auth.signature_algorithm", "code": "invalid", "message": "must be hmac-sha256"})
 	}
 	if fields != nil {
 		f.fail(w, http.StatusBadRequest, "invalid_request", "The request body is invalid.", fields)
@@ -742,7 +747,7 @@ func (f *Fake) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if key != "" {
 		f.idempotency[key] = out
 	}
-	f.subscribed = wh.Events
+	f.subscribed, f.delivering = wh.Events, wh.ID
 	f.mu.Unlock()
 	// Deliveries go to the registered webhook from now on, authenticated as it asked.
 	t := fakeidp.WebhookTarget{URL: wh.URL, Scheme: authType, Secret: wh.Bearer, SignatureSecret: wh.Signing}
@@ -783,10 +788,18 @@ func (f *Fake) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	f.mu.Lock()
 	_, ok := f.webhooks.Remove(id)
+	stop := ok && f.delivering == id
+	if stop {
+		f.subscribed, f.delivering = nil, ""
+	}
 	f.mu.Unlock()
 	if !ok {
 		f.fail(w, http.StatusNotFound, "not_found", "Webhook not found.", nil)
 		return
+	}
+	if stop {
+		// A deleted webhook receives nothing more.
+		f.SetWebhookTarget(fakeidp.WebhookTarget{})
 	}
 	f.RecordMutation("webhook.delete", id, nil)
 	w.WriteHeader(http.StatusNoContent)
@@ -904,4 +917,28 @@ func (f *Fake) CreateWebhook(url string, events []string) string {
 		Bearer: randomSecret("whb_"), CreatedAt: time.Now().UTC()}
 	f.webhooks.Add(wh)
 	return wh.ID
+}
+
+// Webhook is a webhook registered at the AuthPI fake, with the secrets it authenticates its
+// deliveries with.
+type Webhook struct {
+	ID, Name, URL, Status string
+	Events                []string
+	// AuthType is none, bearer, signature or bearer+signature.
+	AuthType string
+	// BearerToken and SignatureSecret are what AuthPI showed once when the webhook was created.
+	BearerToken, SignatureSecret string
+	CreatedAt                    time.Time
+}
+
+// Webhooks returns copies of the account's webhooks, oldest first.
+func (f *Fake) Webhooks() []Webhook {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Webhook, 0, f.webhooks.Len())
+	for _, w := range f.webhooks.Rows {
+		out = append(out, Webhook{ID: w.ID, Name: w.Name, URL: w.URL, Status: w.Status, Events: slices.Clone(w.Events),
+			AuthType: w.AuthType, BearerToken: w.Bearer, SignatureSecret: w.Signing, CreatedAt: w.CreatedAt})
+	}
+	return out
 }

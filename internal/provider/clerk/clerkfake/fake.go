@@ -40,6 +40,9 @@ type Options struct {
 	MembersPerOrganization int
 	// SessionsPerUser is how many active sessions each generated user has.
 	SessionsPerUser int
+	// SvixApp gives the instance a Svix app from the start (an instance whose webhooks page was
+	// opened in Clerk's dashboard has one).
+	SvixApp bool
 }
 
 // User is a user held by the Clerk fake.
@@ -102,6 +105,10 @@ type Fake struct {
 	memberships map[string]*fakeidp.Table[Membership] // by organization id, keyed by user id
 	sessions    *fakeidp.Table[Session]
 	byUser      map[string][]string // session ids by user id
+
+	svixApp       bool     // the instance has a Svix app (svix.go)
+	svixLinks     []string // the dashboard links made, oldest first
+	svixEndpoints []string // the endpoint URLs added in the dashboard
 }
 
 // New returns a Clerk fake holding the generated data set of opts.
@@ -115,6 +122,7 @@ func New(opts Options) *Fake {
 		memberships: map[string]*fakeidp.Table[Membership]{},
 		sessions:    fakeidp.NewTable(func(s *Session) string { return s.ID }, opts.Users*opts.SessionsPerUser),
 		byUser:      map[string][]string{},
+		svixApp:     opts.SvixApp,
 	}
 	f.Core = fakeidp.NewCore("clerk", clerkErrorBody, f.sign)
 	f.seq.Store(int64(opts.Users + opts.Organizations + 1))
@@ -640,6 +648,9 @@ func (f *Fake) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/organizations/{id}/memberships", f.listMemberships)
 	mux.HandleFunc("GET /v1/sessions", f.listSessions)
 	mux.HandleFunc("POST /v1/sessions/{id}/revoke", f.revokeSession)
+	mux.HandleFunc("POST /v1/webhooks/svix", f.createSvixApp)
+	mux.HandleFunc("DELETE /v1/webhooks/svix", f.deleteSvixApp)
+	mux.HandleFunc("POST /v1/webhooks/svix_url", f.svixURL)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		f.fail(w, http.StatusNotFound, "resource_not_found", "The requested resource was not found.", "")
 	})

@@ -99,8 +99,8 @@ type Session struct {
 }
 
 // Fake is an in-memory imitation of Zitadel's v2 REST API and token endpoint (PAT, client
-// credentials and private key JWT), with Zitadel's limits and error bodies and Actions v2
-// webhooks signed with ZITADEL-Signature.
+// credentials and private key JWT), with Zitadel's limits and error bodies, and Actions v2 targets
+// and executions whose webhooks are signed with ZITADEL-Signature.
 type Fake struct {
 	*fakeidp.Core
 	pat, clientID, clientSecret string
@@ -118,6 +118,10 @@ type Fake struct {
 	members  map[string]map[string][]string // org id → user id → roles
 	sessions *fakeidp.Table[Session]
 	byUser   map[string][]string
+
+	targets    []*Target    // Actions v2, oldest first (actions.go)
+	executions []*Execution // oldest first
+	routed     *route       // where the executions send webhooks; nil: to the target set from Go
 }
 
 var (
@@ -639,6 +643,11 @@ func (f *Fake) Handler() http.Handler {
 	api.HandleFunc("POST /v2/organizations/_search", f.listOrgs)
 	api.HandleFunc("POST /v2/sessions/search", f.listSessions)
 	api.HandleFunc("DELETE /v2/sessions/{id}", f.deleteSession)
+	api.HandleFunc("POST /v2/actions/targets", f.createTarget)
+	api.HandleFunc("POST /v2/actions/targets/search", f.listTargets)
+	api.HandleFunc("DELETE /v2/actions/targets/{id}", f.deleteTarget)
+	api.HandleFunc("PUT /v2/actions/executions", f.setExecution)
+	api.HandleFunc("POST /v2/actions/executions/search", f.listExecutions)
 	api.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		f.fail(w, http.StatusNotFound, 5, "Not Found", "FAKE-404")
 	})
@@ -1000,7 +1009,7 @@ func (f *Fake) emitUser(u *User, eventType string, payload map[string]any) {
 }
 
 func (f *Fake) emitEvent(aggType, aggID, owner, version string, seq uint64, eventType string, payload map[string]any) {
-	if !f.WebhooksEnabled() {
+	if !f.WebhooksEnabled() || !f.routes(eventType) {
 		return
 	}
 	ev, err := f.event(aggType, aggID, owner, version, seq, eventType, payload)
