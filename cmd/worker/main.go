@@ -59,6 +59,12 @@ var program = &cli.Program{
 			Usage: replayUsage, Parts: config.ForWorker, Flags: replayFlags},
 		{Name: "resync", Summary: "resync a source from its management API now (-wait shows the progress)",
 			Parts: config.ForWorker, Flags: resyncFlags},
+		{Name: "check", Summary: "say what each source is configured to do and make one authenticated call to its API",
+			Usage: checkUsage, Parts: []config.Part{config.PartSources}, Flags: checkFlags},
+		{Name: "register", Summary: "register the receiver as a source's webhook endpoint at its IdP (-dry-run shows the calls)",
+			Usage: registerUsage, Parts: []config.Part{config.PartSources}, Flags: registerFlags},
+		{Name: "unregister", Summary: "remove what register made at a source's IdP",
+			Usage: unregisterUsage, Parts: []config.Part{config.PartSources}, Flags: unregisterFlags},
 	},
 	Environment: "IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, and whatever the configuration references as ${NAME}.",
 }

@@ -2,15 +2,14 @@ package handlers
 
 import (
 	"errors"
-	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/idpsync/idpsync/internal/idpclient"
+	"github.com/idpsync/idpsync/internal/provider"
 )
 
 // SourceHealth remembers, per source, the last call to its management API that failed in a way
@@ -21,6 +20,7 @@ import (
 type SourceHealth struct {
 	mu       sync.Mutex
 	problems map[string]Problem
+	explain  map[string]func(error) string
 	now      func() time.Time
 }
 
@@ -34,7 +34,28 @@ type Problem struct {
 
 // NewSourceHealth returns an empty SourceHealth.
 func NewSourceHealth() *SourceHealth {
-	return &SourceHealth{problems: map[string]Problem{}, now: time.Now}
+	return &SourceHealth{problems: map[string]Problem{}, explain: map[string]func(error) string{}, now: time.Now}
+}
+
+// Describe sets how source's errors are told to operators (its provider's Explain, with its base
+// URL). Call it before the jobs run.
+func (h *SourceHealth) Describe(source string, explain func(error) string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.explain[source] = explain
+}
+
+// Explain says err, from a call to source's management API, in a sentence for operators.
+func (h *SourceHealth) Explain(source string, err error) string {
+	if h != nil {
+		h.mu.Lock()
+		f := h.explain[source]
+		h.mu.Unlock()
+		if f != nil {
+			return f(err)
+		}
+	}
+	return err.Error()
 }
 
 // Observe records the outcome of a call to source's management API: a configuration problem
@@ -44,14 +65,17 @@ func (h *SourceHealth) Observe(source string, err error) {
 	if h == nil {
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err == nil || errors.Is(err, idpclient.ErrNotFound) {
-		delete(h.problems, source)
+	if err != nil && !errors.Is(err, idpclient.ErrNotFound) && !provider.Misconfigured(err) {
 		return
 	}
-	summary, ok := misconfiguration(err)
-	if !ok {
+	var summary string
+	if err != nil && !errors.Is(err, idpclient.ErrNotFound) {
+		summary = h.Explain(source, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if summary == "" {
+		delete(h.problems, source)
 		return
 	}
 	p, had := h.problems[source]
@@ -83,24 +107,4 @@ func (h *SourceHealth) Err() error {
 		lines = append(lines, name+": "+problems[name].Summary)
 	}
 	return errors.New("misconfigured sources: " + strings.Join(lines, "; "))
-}
-
-// misconfiguration says whether err is a failure only an operator can fix, and how to read it.
-func misconfiguration(err error) (string, bool) {
-	var what string
-	switch {
-	case errors.Is(err, idpclient.ErrUnexpected):
-		what = "the IdP's answer is not its API's (check base_url)"
-	case errors.Is(err, idpclient.ErrUnauthorized):
-		what = "the credentials are rejected (expired or wrong)"
-	case errors.Is(err, idpclient.ErrForbidden):
-		what = "the credentials lack a permission idpsync needs"
-	default:
-		return "", false
-	}
-	var apiErr *idpclient.APIError
-	if errors.As(err, &apiErr) {
-		return fmt.Sprintf("%s: %d %s from %s", what, apiErr.Status, http.StatusText(apiErr.Status), apiErr.Op), true
-	}
-	return fmt.Sprintf("%s: %v", what, err), true
 }

@@ -56,3 +56,12 @@ func ClampPageSize(want, limit int) int {
 	}
 	return want
 }
+
+// FirstErr reads the first item of seq, fetching its first page only, and returns the error that
+// came instead of it, if any: an empty list is no error.
+func FirstErr[T any](seq iter.Seq2[T, error]) error {
+	next, stop := iter.Pull2(seq)
+	defer stop()
+	_, err, _ := next()
+	return err
+}

@@ -77,8 +77,13 @@ type API struct {
 	// fields, never values. Required.
 	CheckSettingsFunc func(APISettings) error
 	// ConnectFunc builds the management client and the adapters of Connection that the
-	// capabilities above promise. It makes no call. Required.
+	// capabilities above promise, and its Prober. It makes no call. Required.
 	ConnectFunc func(APISettings) (*Connection, error)
+	// DefaultBaseURL is the API root used when a source sets no base_url; empty when base_url is
+	// required (a self-hosted IdP).
+	DefaultBaseURL string
+	// Hints say what a refused credential means at this provider, for Explain.
+	Hints Hints
 }
 
 // WebhookSettings are a source's webhook verification settings, as configured.
@@ -117,6 +122,8 @@ type APISettings struct {
 // Connection is a source's management API, adapted to what the jobs and the operator commands
 // need. A field is nil when the provider does not offer it.
 type Connection struct {
+	// Probe makes the source's cheapest authenticated call (worker check). Required.
+	Probe     Prober
 	Directory Directory
 	Sessions  SessionRevoker
 	Agents    AgentRevoker

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +37,7 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error
 // FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves.
 func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*Worker, error) {
 	w := cfg.Worker
-	idps, err := ConnectIdPs(cfg, logger)
+	idps, probes, err := ConnectIdPs(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +68,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		RevokeWorkers:    w.RevokeWorkers,
 		ResyncWorkers:    w.ResyncWorkers,
 		IdPs:             idps,
+		Probes:           probes,
 		Policies:         Policies(cfg),
 		Resyncs:          resyncs,
 		ShutdownTimeout:  time.Duration(w.ShutdownTimeout),
@@ -94,24 +97,21 @@ func Policies(cfg *config.Config) map[string]handlers.Policy {
 }
 
 // ConnectIdPs builds, through each source's provider, the management APIs of every source with
-// api settings. It makes no call.
-func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error) {
+// api settings, and their probes. It makes no call.
+func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, []Probe, error) {
 	idps := handlers.IdPs{Directories: map[string]provider.Directory{}, Sessions: map[string]provider.SessionRevoker{},
 		Agents: map[string]provider.AgentRevoker{}, Health: handlers.NewSourceHealth()}
+	var probes []Probe
 	for _, s := range cfg.Sources {
-		p := s.Provider()
-		if !s.API.Configured() || p == nil || p.API == nil {
+		conn, err := ConnectSource(s, logger)
+		if err != nil {
+			return idps, nil, err
+		}
+		if conn == nil {
 			continue
 		}
-		settings := s.APISettings()
-		settings.HTTPClient = &http.Client{Timeout: time.Duration(s.API.Timeout)}
-		settings.Limiter = limiter(s.API.RateLimit)
-		settings.UserAgent = UserAgent
-		settings.Logger = logger.With("source", s.Name)
-		conn, err := p.API.ConnectFunc(settings)
-		if err != nil {
-			return idps, fmt.Errorf("source %s: %w", s.Name, err)
-		}
+		idps.Health.Describe(s.Name, func(err error) string { return Explain(s, err) })
+		probes = append(probes, Probe{Source: s.Name, BaseURL: BaseURL(s), Prober: conn.Probe})
 		if conn.Directory != nil {
 			idps.Directories[s.Name] = conn.Directory
 		}
@@ -122,7 +122,52 @@ func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error)
 			idps.Agents[s.Name] = conn.Agents
 		}
 	}
-	return idps, nil
+	return idps, probes, nil
+}
+
+// ConnectSource builds the management API of source s through its provider; nil when s has no
+// api settings. It makes no call.
+func ConnectSource(s config.Source, logger *slog.Logger) (*provider.Connection, error) {
+	p := s.Provider()
+	if !s.API.Configured() || p == nil || p.API == nil {
+		return nil, nil
+	}
+	conn, err := p.API.ConnectFunc(APISettings(s, logger))
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	if conn.Probe == nil {
+		return nil, fmt.Errorf("source %s: the %s provider offers no check", s.Name, p.Name)
+	}
+	return conn, nil
+}
+
+// APISettings are source s's api settings with what the process gives every client: an HTTP
+// client with the source's timeout, its rate limiter, the user agent and a logger.
+func APISettings(s config.Source, logger *slog.Logger) provider.APISettings {
+	settings := s.APISettings()
+	settings.HTTPClient = &http.Client{Timeout: time.Duration(s.API.Timeout)}
+	settings.Limiter = limiter(s.API.RateLimit)
+	settings.UserAgent = UserAgent
+	settings.Logger = logger.With("source", s.Name)
+	return settings
+}
+
+// Explain says err, from a call to source s's management API, in a sentence for operators.
+func Explain(s config.Source, err error) string {
+	p := s.Provider()
+	if p == nil || p.API == nil {
+		return err.Error()
+	}
+	return p.Explain(BaseURL(s), err)
+}
+
+// BaseURL is the root of source s's management API: its base_url, or its provider's default.
+func BaseURL(s config.Source) string {
+	if p := s.Provider(); p != nil && p.API != nil {
+		return strings.TrimSuffix(cmp.Or(s.API.BaseURL, p.API.DefaultBaseURL), "/")
+	}
+	return s.API.BaseURL
 }
 
 // limiter allows rps requests per second, with a burst of a second's worth; nil for no cap.

@@ -53,6 +53,9 @@ type Config struct {
 	ResyncWorkers int
 	// IdPs are the sources' management APIs, for resyncs and revocations.
 	IdPs handlers.IdPs
+	// Probes check the sources' management APIs when the worker starts; what they find is logged
+	// and, when a source is misconfigured, reported by /readyz (through IdPs.Health).
+	Probes []Probe
 	// Policies are the sources' revocation policies, by source name.
 	Policies map[string]handlers.Policy
 	// Resyncs are the periodic resyncs this process schedules when it is River's leader.
@@ -253,6 +256,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}
 	w.cfg.Logger.Info("worker started", "admin_addr", w.AdminAddr(), "reconcile_workers", w.cfg.ReconcileWorkers)
+	wg.Go(func() { w.checkSources(ctx) })
 
 	<-ctx.Done()
 	w.cfg.Logger.Info("worker stopping")

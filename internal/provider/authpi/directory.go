@@ -152,3 +152,18 @@ func (d *authpiDirectory) Get(ctx context.Context, entity events.Entity, key str
 	}
 	return events.Event{}, fmt.Errorf("authpi: cannot read %s", entity.Plural())
 }
+
+// authpiProbe resolves the account (GET /v1/me) and reads a page of one user of the issuer.
+type authpiProbe struct {
+	c      *Client
+	issuer string
+}
+
+func (p authpiProbe) Probe(ctx context.Context) (string, error) {
+	if p.issuer == "" {
+		_, err := p.c.AccountID(ctx)
+		return "GET /v1/me", err
+	}
+	return "GET /v1/me, then a page of one user of the issuer",
+		idpclient.FirstErr(p.c.ListUsers(ctx, &ListUsersParams{ListParams: ListParams{Limit: 1}, IssuerID: p.issuer}))
+}

@@ -26,6 +26,11 @@ func init() {
 			Resync:            []events.Entity{events.EntityUser, events.EntityOrganization},
 			CheckSettingsFunc: checkSettings,
 			ConnectFunc:       connect,
+			DefaultBaseURL:    DefaultBaseURL,
+			Hints: provider.Hints{
+				Unauthorized: "the API key (api.key_id, api.key_secret) is wrong or revoked",
+				Forbidden:    "the API key may not read the issuer's users",
+			},
 		},
 	})
 }
@@ -46,7 +51,7 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &authpiDirectory{c: c, issuer: s.IssuerID}, Registrar: &authpiRegistrar{c: c, source: s.Source}}, nil
+	return &provider.Connection{Probe: authpiProbe{c: c, issuer: s.IssuerID}, Directory: &authpiDirectory{c: c, issuer: s.IssuerID}, Registrar: &authpiRegistrar{c: c, source: s.Source}}, nil
 }
 
 // newVerifier builds AuthPI's verifier for the webhook's auth type: bearer, signature, or

@@ -173,3 +173,11 @@ func (s *clerkSessions) RevokeSession(ctx context.Context, sessionID string) err
 	_, err := s.c.RevokeSession(ctx, sessionID)
 	return err
 }
+
+// clerkProbe reads a page of one user: what resyncs and revocations need first.
+type clerkProbe struct{ c *Client }
+
+func (p clerkProbe) Probe(ctx context.Context) (string, error) {
+	_, err := p.c.ListUsersPage(ctx, &ListUsersParams{ListParams: ListParams{Limit: 1}})
+	return "GET /users?limit=1", err
+}

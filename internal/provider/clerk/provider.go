@@ -28,6 +28,11 @@ func init() {
 			Sessions:          true,
 			CheckSettingsFunc: checkSettings,
 			ConnectFunc:       connect,
+			DefaultBaseURL:    DefaultBaseURL,
+			Hints: provider.Hints{
+				Unauthorized: "the secret key (api.secret_key, sk_…) is wrong, of another instance, or was rolled",
+				Forbidden:    "the secret key may not read users",
+			},
 		},
 	})
 }
@@ -56,5 +61,5 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &clerkDirectory{c: c}, Sessions: &clerkSessions{c: c}, Registrar: &clerkRegistrar{c: c}}, nil
+	return &provider.Connection{Probe: clerkProbe{c: c}, Directory: &clerkDirectory{c: c}, Sessions: &clerkSessions{c: c}, Registrar: &clerkRegistrar{c: c}}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/idpsync/idpsync/internal/idpclient"
 	"github.com/idpsync/idpsync/internal/provider"
 )
 
@@ -44,4 +45,25 @@ func (a *zeroidAgents) Offboard(ctx context.Context, owner, reason string) (stri
 		return "", err
 	}
 	return fmt.Sprintf("%d identities deactivated, %d credentials revoked", res.IdentitiesDeactivated, res.CredentialsRevoked), nil
+}
+
+// zeroidProbe reads a page of one identity of the tenant (the admin routes offboarding uses) and,
+// when an OAuth client is configured, introspects a token that exists nowhere: a ZeroID that
+// accepts the client answers {"active": false}, one that does not answers 401.
+type zeroidProbe struct{ c *Client }
+
+func (p zeroidProbe) Probe(ctx context.Context) (string, error) {
+	call := "GET " + p.c.prefix + "/identities?limit=1"
+	if err := idpclient.FirstErr(p.c.ListIdentities(ctx, &ListIdentitiesParams{Limit: 1})); err != nil {
+		return call, err
+	}
+	if p.c.clientID == "" {
+		return call, nil
+	}
+	call += " and POST /oauth2/token/introspect"
+	in, err := p.c.IntrospectToken(ctx, "idpsync-check")
+	if err == nil && in.Active {
+		err = fmt.Errorf("introspecting a token that exists nowhere answered active: %w", idpclient.ErrUnexpected)
+	}
+	return call, err
 }

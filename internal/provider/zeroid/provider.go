@@ -20,6 +20,10 @@ func init() {
 			Agents:            true,
 			CheckSettingsFunc: checkSettings,
 			ConnectFunc:       connect,
+			Hints: provider.Hints{
+				Unauthorized: "ZeroID refused the OAuth client (api.client_id, api.client_secret) or the tenant (api.account_id, api.project_id), or a gateway refused api.token",
+				Forbidden:    "the tenant's admin routes are closed to idpsync's credentials",
+			},
 		},
 	})
 }
@@ -43,5 +47,5 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Agents: &zeroidAgents{c: c}}, nil
+	return &provider.Connection{Probe: zeroidProbe{c: c}, Agents: &zeroidAgents{c: c}}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"iter"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/idpclient"
 	"github.com/idpsync/idpsync/internal/provider"
 )
 
@@ -101,4 +102,12 @@ func (s *zitadelSessions) ActiveSessions(ctx context.Context, userID string) ite
 func (s *zitadelSessions) RevokeSession(ctx context.Context, sessionID string) error {
 	_, err := s.c.DeleteSession(ctx, sessionID)
 	return err
+}
+
+// zitadelProbe searches a page of one user: what resyncs and each event's read need first. It
+// also proves the credentials (a token from client credentials or a key file is fetched first).
+type zitadelProbe struct{ c *Client }
+
+func (p zitadelProbe) Probe(ctx context.Context) (string, error) {
+	return "POST /v2/users (a search, limit 1)", idpclient.FirstErr(p.c.ListUsers(ctx, &ListUsersParams{ListParams: ListParams{Limit: 1}}))
 }

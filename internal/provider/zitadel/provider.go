@@ -30,6 +30,10 @@ func init() {
 			Sessions:          true,
 			CheckSettingsFunc: checkSettings,
 			ConnectFunc:       connect,
+			Hints: provider.Hints{
+				Unauthorized: "the token (a PAT) is expired or revoked, or the client secret or key file no longer belongs to the service user",
+				Forbidden:    "the service user lacks user.read: grant it a manager role that reads users (ORG_USER_MANAGER on its organization, or IAM_OWNER_VIEWER for the instance)",
+			},
 		},
 	})
 }
@@ -74,6 +78,6 @@ func connect(s provider.APISettings) (*provider.Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &provider.Connection{Directory: &zitadelDirectory{c: c}, Sessions: &zitadelSessions{c: c},
+	return &provider.Connection{Probe: zitadelProbe{c: c}, Directory: &zitadelDirectory{c: c}, Sessions: &zitadelSessions{c: c},
 		Registrar: &zitadelRegistrar{c: c, source: s.Source}}, nil
 }
