@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## run the whole pipeline locally: local Postgres, embedded NATS, receiver, worker, demo source
@@ -19,6 +19,14 @@ run: ## run the whole pipeline locally: local Postgres, embedded NATS, receiver,
 .PHONY: test
 test: ## run the test suite (needs Postgres at TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+.PHONY: chaos
+chaos: ## chaos suite: real binaries, kill -9 and restarts, 10 runs of every scenario (CHAOS_* knobs)
+	CHAOS=long $(GO) test -v -count=1 -parallel $(or $(CHAOS_PARALLEL),4) -timeout 4h -run '^TestChaos$$' ./internal/chaos
+
+.PHONY: chaos-short
+chaos-short: ## one short run of every chaos scenario, as CI runs it
+	CHAOS=short $(GO) test -v -count=1 -parallel $(or $(CHAOS_PARALLEL),9) -timeout 20m -run '^TestChaos$$' ./internal/chaos
 
 .PHONY: bench
 bench: ## run the benchmarks and print the figures the README reports
