@@ -29,6 +29,12 @@
 //	CHAOS_SEED             seed of the generated load (random, printed)
 //	CHAOS_KEEP             1 keeps each run's directory (configs, stores, process logs)
 //	CHAOS_PG_BIN           PostgreSQL's bin directory (the newest /usr/lib/postgresql/*/bin)
+//	CHAOS_PARALLEL         scenarios at once, for make (go test -parallel; short 9, long 4)
+//
+// A run that fails prints its timeline, each failed check with its evidence (rows, jobs, stream
+// contents) and the tails of every process's output. To rerun one scenario with the same load:
+//
+//	CHAOS=short CHAOS_SCENARIOS=worker-kill CHAOS_SEED=<seed printed> go test -v -run TestChaos ./internal/chaos
 //
 // Everything a run starts lives in temporary directories and process groups that are removed and
 // killed when the test ends, whatever its outcome; each process also dies with the test binary.
