@@ -20,15 +20,19 @@ const activeJobStates = `('available', 'running', 'retryable', 'scheduled', 'pen
 func (r *Run) quiesce(ctx context.Context) (time.Duration, bool) {
 	t0 := time.Now()
 	deadline := t0.Add(r.opts.QuiesceTimeout)
-	var quietSince, noted time.Time
+	var (
+		quietSince, noted time.Time
+		lastNoted         string
+	)
 	for {
 		busy := r.busy(ctx)
 		switch {
 		case busy != "":
 			quietSince = time.Time{}
-			if time.Since(noted) >= 10*time.Second {
+			// What is still busy, every 10 seconds while it changes and every minute otherwise.
+			if since := time.Since(noted); since >= time.Minute || since >= 10*time.Second && busy != lastNoted {
 				r.Note("busy: %s", busy)
-				noted = time.Now()
+				noted, lastNoted = time.Now(), busy
 			}
 		case quietSince.IsZero():
 			quietSince = time.Now()

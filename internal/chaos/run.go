@@ -114,7 +114,8 @@ func Execute(ctx context.Context, sc Scenario, n int, dir string, bin Binaries, 
 		return nil, err
 	}
 	r.Note("deployment: %s", sys.describe())
-	r.Note("load started: %d deliveries for %d users at %.0f/s, %d in flight at most", len(r.Plan.Deliveries), opts.Users, opts.Rate, opts.Concurrency)
+	r.Note("load started at %s UTC: %d deliveries for %d users at %.0f/s, %d in flight at most",
+		r.began.UTC().Format("15:04:05.000"), len(r.Plan.Deliveries), opts.Users, opts.Rate, opts.Concurrency)
 
 	superCtx, stopSupervisor := context.WithCancel(ctx)
 	supervised := make(chan struct{})
