@@ -22,11 +22,11 @@ test: ## run the test suite (needs Postgres at TEST_DATABASE_URL, default postgr
 
 .PHONY: chaos
 chaos: ## chaos suite: real binaries, kill -9 and restarts, 10 runs of every scenario (CHAOS_* knobs)
-	CHAOS=long $(GO) test -v -count=1 -parallel $(or $(CHAOS_PARALLEL),4) -timeout 4h -run '^TestChaos$$' ./internal/chaos
+	CHAOS=long $(GO) test -race -v -count=1 -parallel $(or $(CHAOS_PARALLEL),4) -timeout 4h -run '^TestChaos$$' ./internal/chaos
 
 .PHONY: chaos-short
 chaos-short: ## one short run of every chaos scenario, as CI runs it
-	CHAOS=short $(GO) test -v -count=1 -parallel $(or $(CHAOS_PARALLEL),9) -timeout 20m -run '^TestChaos$$' ./internal/chaos
+	CHAOS=short $(GO) test -race -v -count=1 -parallel $(or $(CHAOS_PARALLEL),9) -timeout 20m -run '^TestChaos$$' ./internal/chaos
 
 .PHONY: bench
 bench: ## run the benchmarks and print the figures the README reports
