@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## run the whole pipeline locally: local Postgres, embedded NATS, receiver, worker, demo source
@@ -31,6 +31,14 @@ contract: $(PRISM) ## check the Clerk client against Clerk's published API spec 
 $(PRISM): $(PRISM_DIR)/package.json $(PRISM_DIR)/package-lock.json
 	npm ci --prefix $(PRISM_DIR) --ignore-scripts --no-audit --no-fund
 	@touch $@
+
+.PHONY: chaos
+chaos: ## chaos suite: real binaries, kill -9 and restarts, 10 runs of every scenario (CHAOS_* knobs)
+	CHAOS=long $(GO) test -race -v -count=1 -parallel $(or $(CHAOS_PARALLEL),4) -timeout 4h -run '^TestChaos$$' ./internal/chaos
+
+.PHONY: chaos-short
+chaos-short: ## one short run of every chaos scenario, as CI runs it
+	CHAOS=short $(GO) test -race -v -count=1 -parallel $(or $(CHAOS_PARALLEL),9) -timeout 20m -run '^TestChaos$$' ./internal/chaos
 
 .PHONY: bench
 bench: ## run the benchmarks and print the figures the README reports
