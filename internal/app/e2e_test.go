@@ -64,6 +64,8 @@ type stackConfig struct {
 	noWorker bool
 	// admin is the YAML of the admin section.
 	admin string
+	// ssf is the YAML of the ssf section; empty for none.
+	ssf string
 }
 
 // withSources replaces the sources (by default: clerk-e2e, webhook only).
@@ -74,6 +76,9 @@ func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worke
 
 // withAdmin sets the admin section.
 func withAdmin(yaml string) stackOption { return func(c *stackConfig) { c.admin = yaml } }
+
+// withSSF sets the ssf section.
+func withSSF(yaml string) stackOption { return func(c *stackConfig) { c.ssf = yaml } }
 
 // withoutWorker starts no worker: the test calls startWorker when it wants one.
 func withoutWorker() stackOption { return func(c *stackConfig) { c.noWorker = true } }
@@ -94,6 +99,9 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 		schema, sc.worker, sc.sources)
 	if sc.admin != "" {
 		yaml += "admin: " + sc.admin + "\n"
+	}
+	if sc.ssf != "" {
+		yaml += "ssf: " + sc.ssf + "\n"
 	}
 	var err error
 	s.cfg, err = config.Parse([]byte(yaml), func(k string) string {

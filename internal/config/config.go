@@ -18,6 +18,7 @@ import (
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/idpclient"
 	"github.com/idpsync/idpsync/internal/provider"
+	"github.com/idpsync/idpsync/internal/ssf"
 
 	// The configuration's kinds are the providers idpsync ships with.
 	_ "github.com/idpsync/idpsync/internal/provider/all"
@@ -35,6 +36,10 @@ type Config struct {
 	Worker   Worker   `yaml:"worker"`
 	Admin    Admin    `yaml:"admin"`
 	Sources  []Source `yaml:"sources"`
+	// SSF turns on the worker's Shared Signals transmitter (README, "Security events out"): the
+	// changes idpsync sees go out as CAEP and RISC security events to the configured receivers.
+	// Off when absent.
+	SSF *ssf.Config `yaml:"ssf"`
 }
 
 // Admin protects the operators' HTTP surfaces (the receiver's and the worker's admin_addr): River
@@ -141,6 +146,9 @@ type Worker struct {
 	RevokeWorkers int `yaml:"revoke_workers"`
 	// ResyncWorkers is how many resyncs run at once in each process. Defaults to 2.
 	ResyncWorkers int `yaml:"resync_workers"`
+	// SSFWorkers is how many SET pushes run at once in each process, with ssf configured.
+	// Defaults to 10.
+	SSFWorkers int `yaml:"ssf_workers"`
 	// ShutdownTimeout bounds how long running jobs may finish on shutdown before they are
 	// cancelled (and retried later). Defaults to 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -331,14 +339,17 @@ const (
 	PartWorker   Part = "worker"
 	PartAdmin    Part = "admin"
 	PartSources  Part = "sources"
+	PartSSF      Part = "ssf"
 )
+
+var allParts = []Part{PartDatabase, PartNATS, PartReceiver, PartWorker, PartAdmin, PartSources, PartSSF}
 
 // What each process or command needs.
 var (
 	// ForReceiver is what the receiver needs.
 	ForReceiver = []Part{PartNATS, PartReceiver, PartAdmin, PartSources}
 	// ForWorker is what the worker and most of its commands need: everything but the receiver's.
-	ForWorker = []Part{PartDatabase, PartNATS, PartWorker, PartAdmin, PartSources}
+	ForWorker = []Part{PartDatabase, PartNATS, PartWorker, PartAdmin, PartSources, PartSSF}
 	// ForDatabase is what a command that only touches Postgres needs (migrate).
 	ForDatabase = []Part{PartDatabase}
 )
@@ -373,12 +384,12 @@ func Parse(data []byte, getenv func(string) string, parts ...Part) (*Config, err
 	cfg.lines = d.lines
 	errs := append(d.errs, cfg.validate()...)
 	if len(parts) == 0 {
-		parts = []Part{PartDatabase, PartNATS, PartReceiver, PartWorker, PartAdmin, PartSources}
+		parts = allParts
 	}
 	var kept []error
 	for _, e := range errs {
 		top, _, _ := strings.Cut(strings.SplitN(e.path, "[", 2)[0], ".")
-		known := slices.Contains([]Part{PartDatabase, PartNATS, PartReceiver, PartWorker, PartAdmin, PartSources}, Part(top))
+		known := slices.Contains(allParts, Part(top))
 		if e.path == "" || e.path == "(top level)" || !known || slices.Contains(parts, Part(top)) {
 			kept = append(kept, e)
 		}
@@ -390,6 +401,9 @@ func Parse(data []byte, getenv func(string) string, parts ...Part) (*Config, err
 }
 
 func (c *Config) applyDefaults() {
+	if c.SSF != nil {
+		c.SSF.ApplyDefaults()
+	}
 	d := &c.Database
 	d.URL = cmp.Or(d.URL, DatabaseURLDefault)
 	d.Schema = cmp.Or(d.Schema, SchemaDefault)
@@ -423,6 +437,7 @@ func (c *Config) applyDefaults() {
 	w.ReconcileWorkers = cmp.Or(w.ReconcileWorkers, 20)
 	w.RevokeWorkers = cmp.Or(w.RevokeWorkers, 10)
 	w.ResyncWorkers = cmp.Or(w.ResyncWorkers, 2)
+	w.SSFWorkers = cmp.Or(w.SSFWorkers, 10)
 	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, Duration(25*time.Second))
 
 	for i := range c.Sources {
@@ -548,6 +563,24 @@ func (c *Config) validate() []fieldError {
 			continue
 		}
 		c.validateSource(field, s, bad)
+	}
+	if c.SSF != nil {
+		var joined interface{ Unwrap() []error }
+		if err := c.SSF.Validate(); errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				var fe *ssf.FieldError
+				if errors.As(e, &fe) {
+					bad("ssf."+fe.Field, "%s", fe.Msg)
+				} else {
+					bad("ssf", "%v", e)
+				}
+			}
+		}
+		for source := range c.SSF.SubjectIssuers {
+			if _, ok := c.Source(source); !ok {
+				bad("ssf.subject_issuers."+source, "names no source of the configuration")
+			}
+		}
 	}
 	return errs
 }

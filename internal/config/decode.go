@@ -32,7 +32,10 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // String formats the duration as time.Duration does.
 func (d Duration) String() string { return time.Duration(d).String() }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType     = reflect.TypeFor[Duration]()
+	timeDurationType = reflect.TypeFor[time.Duration]()
+)
 
 // decoder parses a configuration file: it expands ${NAME} references in every scalar, checks every
 // key and every scalar against the field it fills (naming its path and line, and never echoing a
@@ -130,7 +133,7 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) {
 			}
 			return
 		}
-		if t.Kind() != reflect.Struct || t == durationType {
+		if t.Kind() != reflect.Struct || t == durationType || t == timeDurationType {
 			d.fail(path, n.Line, "a mapping is not allowed here")
 			n.Kind, n.Tag, n.Value, n.Content = yaml.ScalarNode, "!!null", "", nil
 			return
@@ -164,7 +167,7 @@ func (d *decoder) scalar(n *yaml.Node, t reflect.Type, path, ref string) {
 	}
 	zero := func(v string) { n.Value, n.Tag, n.Style = v, "", 0 }
 	switch {
-	case t == durationType:
+	case t == durationType || t == timeDurationType:
 		if v, err := time.ParseDuration(n.Value); err != nil || v < 0 {
 			d.fail(path, n.Line, "%s is not a duration; write a number with a unit, e.g. 30s, 5m or 168h", shown)
 			zero("0s")

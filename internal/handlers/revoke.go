@@ -116,7 +116,7 @@ func (p *RevocationPolicy) React(ctx context.Context, tx pgx.Tx, inserter JobIns
 	if err != nil || trig == "" || !pol.Triggers[trig] || len(users) == 0 {
 		return err
 	}
-	base := RevokeMeta{Source: c.Source, Trigger: trig, EventID: c.EventID, TriggeredAt: c.ReceivedAt}
+	base := RevokeMeta{Source: c.Source, Trigger: trig, EventID: c.EventID, TriggeredAt: c.ReceivedAt, Txn: txnOf(c)}
 	var jobs []river.InsertManyParams
 	for _, uid := range users {
 		m := base
@@ -175,6 +175,9 @@ type RevokeMeta struct {
 	// EventID is the triggering event's row in the log; 0 when a resync found the change.
 	EventID     int64     `json:"event_id,omitempty"`
 	TriggeredAt time.Time `json:"triggered_at"`
+	// Txn names the triggering change for the security events it causes (SSF's txn); "" when a
+	// resync found the change.
+	Txn string `json:"txn,omitempty"`
 }
 
 // revokeInsertOpts: the revoke queue, and uniqueness among jobs not yet finished.
@@ -296,7 +299,7 @@ type RevokeWorkers struct {
 
 // SessionRevokedFunc reacts to a session idpsync revoked at an IdP, inside the transaction that
 // records the revocation: (*SSF).SessionRevoked.
-type SessionRevokedFunc func(ctx context.Context, tx pgx.Tx, source, userID, sessionID string, at time.Time, reason string) error
+type SessionRevokedFunc func(ctx context.Context, tx pgx.Tx, m RevokeMeta, sessionID string, at time.Time) error
 
 // OnSessionRevoked sets f to run for every session revoked.
 func (r *RevokeWorkers) OnSessionRevoked(f SessionRevokedFunc) { r.sessionRevokedFunc = f }
@@ -459,7 +462,7 @@ func settle[T river.JobArgs](ctx context.Context, r *RevokeWorkers, job *river.J
 			return err
 		}
 		if r.sessionRevokedFunc != nil && rev.Action == "revoke_session" && rev.Outcome == store.RevocationDone {
-			if err := r.sessionRevokedFunc(ctx, tx, m.Source, m.UserID, rev.Subject, time.Now(), string(m.Trigger)+" at "+m.Source); err != nil {
+			if err := r.sessionRevokedFunc(ctx, tx, m, rev.Subject, time.Now()); err != nil {
 				return err
 			}
 		}

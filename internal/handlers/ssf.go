@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -235,8 +236,8 @@ func (s *SSF) React(ctx context.Context, tx pgx.Tx, jobs JobInserter, c Change) 
 		return err
 	}
 	for _, ev := range evs {
-		if c.EventID != 0 && c.Event.ID != "" {
-			ev = ev.WithTxn(c.Source + ":" + c.Event.ID)
+		if txn := txnOf(c); txn != "" {
+			ev = ev.WithTxn(txn)
 		}
 		if _, err := s.Emit(ctx, tx, jobs, ev); err != nil {
 			return err
@@ -258,7 +259,7 @@ func (s *SSF) changeEvents(ctx context.Context, tx pgx.Tx, c Change) ([]ssf.Even
 			if r.WasDeleted {
 				return nil, nil
 			}
-			user, err := s.user(ctx, tx, c.Source, u.ID, cmpOrString(u.PrimaryEmail, r.WasPrimaryEmail))
+			user, err := s.user(ctx, tx, c.Source, u.ID, cmp.Or(u.PrimaryEmail, r.WasPrimaryEmail))
 			return []ssf.Event{ssf.AccountPurged(user)}, err
 		}
 		user, err := s.user(ctx, tx, c.Source, u.ID, u.PrimaryEmail)
@@ -286,30 +287,40 @@ func (s *SSF) changeEvents(ctx context.Context, tx pgx.Tx, c Change) ([]ssf.Even
 		if err != nil {
 			return nil, err
 		}
-		reason := fmt.Sprintf("role in organization %s changed from %s to %s", m.OrganizationID, cmpOrString(r.WasRole, "none"), m.Role)
+		reason := fmt.Sprintf("role in organization %s changed from %s to %s", m.OrganizationID, cmp.Or(r.WasRole, "none"), m.Role)
 		return []ssf.Event{ssf.TokenClaimsChange(user, map[string]any{"org_id": m.OrganizationID, "org_role": m.Role}, at, "", reason)}, nil
 	}
 	return nil, nil
 }
 
-func cmpOrString(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// SessionRevoked emits CAEP session-revoked for a session of a user of source that idpsync's
-// revocation policy revoked at the IdP, with tx (the revocation job's transaction). reason is
-// the administrative reason (e.g. "user.banned at clerk-prod").
-func (s *SSF) SessionRevoked(ctx context.Context, tx pgx.Tx, source, userID, sessionID string, at time.Time, reason string) error {
-	user, err := s.user(ctx, tx, source, userID, "")
+// SessionRevoked emits CAEP session-revoked for a session that idpsync's revocation policy
+// revoked at the IdP, with tx (the revocation job's transaction): its administrative reason is the
+// trigger ("user.banned at clerk-prod") and its txn the triggering change's, shared with the
+// change's own SETs.
+func (s *SSF) SessionRevoked(ctx context.Context, tx pgx.Tx, m RevokeMeta, sessionID string, at time.Time) error {
+	user, err := s.user(ctx, tx, m.Source, m.UserID, "")
 	if err != nil {
 		return err
 	}
-	ev := ssf.SessionRevoked(user, sessionID, at, ssf.InitiatorPolicy, cmpOrString(reason, "session revoked by idpsync's revocation policy"))
+	reason := "session revoked by idpsync's revocation policy"
+	if m.Trigger != "" {
+		reason = string(m.Trigger) + " at " + m.Source
+	}
+	ev := ssf.SessionRevoked(user, sessionID, at, ssf.InitiatorPolicy, reason)
+	if m.Txn != "" {
+		ev = ev.WithTxn(m.Txn)
+	}
 	_, err = s.Emit(ctx, tx, nil, ev)
 	return err
+}
+
+// txnOf names change c for the security events it causes: "<source>:<event id>", the same for
+// every SET of the change (RFC 8417's txn); "" for a change a resync found.
+func txnOf(c Change) string {
+	if c.EventID == 0 || c.Event.ID == "" {
+		return ""
+	}
+	return c.Source + ":" + c.Event.ID
 }
 
 // push works PushSETArgs: it signs the SET and POSTs it (RFC 8935). The outcome is recorded on

@@ -878,12 +878,12 @@ func TestSSFChangeHook(t *testing.T) {
 
 	// A session revoked by the revocation policy.
 	h.emit(func(ctx context.Context, tx pgx.Tx) error {
-		return h.ssf.SessionRevoked(ctx, tx, "clerk", "user_1", "sess_1", time.Now(), "user.banned at clerk")
+		return h.ssf.SessionRevoked(ctx, tx, handlers.RevokeMeta{Source: "clerk", UserID: "user_1", Trigger: "user.banned", Txn: "clerk:msg_9"}, "sess_1", time.Now())
 	})
 	got = r.WaitAccepted(t, len(want)+1, 5*time.Second)
 	sr := got[len(got)-1]
 	sub := sr.Claims["sub_id"].(map[string]any)
-	if sr.Type != ssf.TypeSessionRevoked || sub["format"] != "complex" || sub["session"].(map[string]any)["id"] != "sess_1" {
+	if sr.Type != ssf.TypeSessionRevoked || sub["format"] != "complex" || sub["session"].(map[string]any)["id"] != "sess_1" || sr.Claims["txn"] != "clerk:msg_9" {
 		t.Errorf("session-revoked = %v", sr.Claims)
 	}
 	_ = ctx

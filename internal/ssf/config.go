@@ -166,7 +166,7 @@ func (c Config) Validate() error { return c.validate() }
 func (c Config) validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("ssf.%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if err := checkIssuer(c.Issuer); err != nil {
 		bad("issuer", "%v", err)
@@ -267,6 +267,14 @@ func (c Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// FieldError is one problem of the configuration: the field (relative to the ssf section, e.g.
+// "receivers[0].token") and a sentence that never repeats a secret.
+type FieldError struct {
+	Field, Msg string
+}
+
+func (e *FieldError) Error() string { return "ssf." + e.Field + ": " + e.Msg }
 
 // LoadKeys reads the configured key files.
 func (c Config) LoadKeys() ([]Key, error) {

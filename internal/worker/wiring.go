@@ -67,6 +67,8 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		ReconcileWorkers: w.ReconcileWorkers,
 		RevokeWorkers:    w.RevokeWorkers,
 		ResyncWorkers:    w.ResyncWorkers,
+		SSF:              cfg.SSF,
+		SSFWorkers:       w.SSFWorkers,
 		IdPs:             idps,
 		Probes:           probes,
 		Policies:         Policies(cfg),

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/intake"
 	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/ssf"
 )
 
 // Config configures a Worker.
@@ -51,6 +53,11 @@ type Config struct {
 	RevokeWorkers int
 	// ResyncWorkers is how many resyncs run at once. Defaults to 2.
 	ResyncWorkers int
+	// SSF turns on the Shared Signals transmitter (defaults applied, valid): its listener on
+	// SSF.Addr, its push jobs, and SETs from the mirror's changes and revoked sessions. Nil: off.
+	SSF *ssf.Config
+	// SSFWorkers is how many SET pushes run at once. Defaults to 10.
+	SSFWorkers int
 	// IdPs are the sources' management APIs, for resyncs and revocations.
 	IdPs handlers.IdPs
 	// Probes check the sources' management APIs when the worker starts; what they find is logged
@@ -106,6 +113,9 @@ type Worker struct {
 	admin  *http.Server
 	ui     *riverui.Handler
 	ln     net.Listener
+	// ssf serves the SSF transmitter's endpoints on ssfLn; nil without SSF.
+	ssf   *http.Server
+	ssfLn net.Listener
 }
 
 // New builds a Worker; nothing runs until Run.
@@ -133,12 +143,40 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	mirror := newMirror(cfg.Policies, cfg.Hooks, cfg.Logger)
 	workers := river.NewWorkers()
+	queues := map[string]river.QueueConfig{
+		handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
+		handlers.QueueRevoke:    {MaxWorkers: cfg.RevokeWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
+		handlers.QueueResync:    {MaxWorkers: cfg.ResyncWorkers},
+	}
+	var periodic []*river.PeriodicJob
+	hooks := cfg.Hooks
+	revoke := handlers.NewRevokeWorkers(cfg.Pool, cfg.IdPs, cfg.Logger, hm)
+	var (
+		ssfJobs *handlers.SSF
+		signer  *ssf.Signer
+	)
+	if cfg.SSF != nil {
+		keys, err := cfg.SSF.LoadKeys()
+		if err != nil {
+			return nil, err
+		}
+		if signer, err = ssf.NewSigner(keys, cfg.SSF.SigningKey); err != nil {
+			return nil, fmt.Errorf("ssf: %w", err)
+		}
+		if ssfJobs, err = handlers.NewSSF(*cfg.SSF, cfg.Pool, signer, cfg.Logger.With("component", "ssf"), cfg.Registry); err != nil {
+			return nil, err
+		}
+		ssfJobs.Register(workers)
+		hooks = append(slices.Clone(hooks), ssfJobs.React)
+		revoke.OnSessionRevoked(ssfJobs.SessionRevoked)
+		queues[handlers.QueueSSF] = river.QueueConfig{MaxWorkers: cmp.Or(cfg.SSFWorkers, 10), FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll}
+		periodic = append(periodic, handlers.PrunePeriodicJob())
+	}
+	mirror := newMirror(cfg.Policies, hooks, cfg.Logger)
 	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.IdPs, cfg.Logger, mirror))
 	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, mirror))
-	handlers.NewRevokeWorkers(cfg.Pool, cfg.IdPs, cfg.Logger, hm).Register(workers)
-	var periodic []*river.PeriodicJob
+	revoke.Register(workers)
 	for _, r := range cfg.Resyncs {
 		args := handlers.ResyncArgs{Source: r.Source, Entity: r.Entity}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(r.Interval),
@@ -149,11 +187,7 @@ func New(cfg Config) (*Worker, error) {
 		// The mirror and revocation queues fetch again 10 ms after a fetch (River's default is
 		// 100 ms, which caps a queue of short jobs at about ten fetches of MaxWorkers jobs a second
 		// and adds up to 100 ms per hop); resyncs are long and keep the defaults.
-		Queues: map[string]river.QueueConfig{
-			handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
-			handlers.QueueRevoke:    {MaxWorkers: cfg.RevokeWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
-			handlers.QueueResync:    {MaxWorkers: cfg.ResyncWorkers},
-		},
+		Queues:       queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		Schema:       cfg.Schema,
@@ -177,6 +211,14 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, river: client, intake: in}
+	if ssfJobs != nil {
+		ssfJobs.UseJobs(client)
+		t, err := ssf.NewTransmitter(*cfg.SSF, signer, ssfJobs.Store(), cfg.Logger.With("component", "ssf"))
+		if err != nil {
+			return nil, err
+		}
+		w.ssf = t.NewServer()
+	}
 	if cfg.AdminAddr != "" {
 		if err := w.buildAdmin(); err != nil {
 			return nil, err
@@ -203,15 +245,29 @@ func (w *Worker) AdminAddr() string {
 
 // Listen binds the admin address, so that its actual address is known before Run.
 func (w *Worker) Listen() error {
-	if w.admin == nil || w.ln != nil {
-		return nil
+	if w.admin != nil && w.ln == nil {
+		ln, err := net.Listen("tcp", w.cfg.AdminAddr)
+		if err != nil {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		w.ln = ln
 	}
-	ln, err := net.Listen("tcp", w.cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("admin server: %w", err)
+	if w.ssf != nil && w.ssfLn == nil {
+		ln, err := net.Listen("tcp", w.cfg.SSF.Addr)
+		if err != nil {
+			return fmt.Errorf("ssf transmitter: %w", err)
+		}
+		w.ssfLn = ln
 	}
-	w.ln = ln
 	return nil
+}
+
+// SSFAddr returns the SSF transmitter's address once Run listens; "" without SSF.
+func (w *Worker) SSFAddr() string {
+	if w.ssfLn == nil {
+		return ""
+	}
+	return w.ssfLn.Addr().String()
 }
 
 // Run works until ctx is done, then shuts down in order and returns.
@@ -255,15 +311,25 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		})
 	}
-	w.cfg.Logger.Info("worker started", "admin_addr", w.AdminAddr(), "reconcile_workers", w.cfg.ReconcileWorkers)
+	if w.ssf != nil {
+		wg.Go(func() {
+			if err := w.ssf.Serve(w.ssfLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fail(fmt.Errorf("ssf transmitter: %w", err))
+				cancel()
+			}
+		})
+	}
+	w.cfg.Logger.Info("worker started", "admin_addr", w.AdminAddr(), "ssf_addr", w.SSFAddr(), "reconcile_workers", w.cfg.ReconcileWorkers)
 	wg.Go(func() { w.checkSources(ctx) })
 
 	<-ctx.Done()
 	w.cfg.Logger.Info("worker stopping")
-	if w.admin != nil {
-		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = w.admin.Shutdown(shutdownCtx)
-		done()
+	for _, srv := range []*http.Server{w.admin, w.ssf} {
+		if srv != nil {
+			shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = srv.Shutdown(shutdownCtx)
+			done()
+		}
 	}
 	wg.Wait() // the intake has recorded and settled what it held
 	stopCtx, done := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
