@@ -12,9 +12,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# run builds cmd/dev and runs the binary: `go run` exits 1 when its program stops on a signal. In a
+# terminal (the shell is in the foreground process group: "+" in ps's stat), the shell runs dev as a
+# job of its own (set -m), so Ctrl-C reaches dev alone; dev stops cleanly and exits 0, and so does
+# make. Without that, make would get the SIGINT too and, once dev exited, end on it (status 130).
 .PHONY: run
 run: ## run the whole pipeline locally: local Postgres, embedded NATS, receiver, worker, demo source
-	$(GO) run ./cmd/dev
+	$(GO) build -o bin/dev ./cmd/dev
+	@if ps -o stat= -p $$$$ 2>/dev/null | grep -q '+'; then set -m; bin/dev; else exec bin/dev; fi
 
 .PHONY: test
 test: ## run the test suite (needs Postgres at TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)

@@ -167,7 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				}
 			}
 		}
-		d.printTryIt(stdout, srv.Addr(), configPath)
+		d.printTryIt(stdout, redactURL(cfg.Database.URL), cfg.Database.Schema, configPath)
 	}
 
 	var (

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -200,6 +201,14 @@ func (f *Fake) User(id string) (User, bool) {
 
 // CreateUser adds u (an empty ID or time is filled in) and emits user.created.
 func (f *Fake) CreateUser(u User) User {
+	out, _ := f.addUser(u, false)
+	return out
+}
+
+// addUser fills in u's id and times, adds it and emits user.created. With unique, as Clerk's API
+// does, it refuses an email address or username another user has, and returns the parameter that
+// names it.
+func (f *Fake) addUser(u User, unique bool) (User, string) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if u.ID == "" {
 		u.ID = f.newID("user_")
@@ -211,10 +220,22 @@ func (f *Fake) CreateUser(u User) User {
 		u.UpdatedAt = u.CreatedAt
 	}
 	f.mu.Lock()
+	if unique {
+		for _, other := range f.users.Rows {
+			switch {
+			case u.Email != "" && strings.EqualFold(other.Email, u.Email):
+				f.mu.Unlock()
+				return User{}, "email_address"
+			case u.Username != "" && strings.EqualFold(other.Username, u.Username):
+				f.mu.Unlock()
+				return User{}, "username"
+			}
+		}
+	}
 	f.users.Add(&u)
 	f.mu.Unlock()
 	f.emit("user.created", clerkUserWire(&u))
-	return u
+	return u, ""
 }
 
 // UpdateUser applies change to a user, bumps its updated_at and emits user.updated.
@@ -617,7 +638,12 @@ func clerkErrorBody(status int, msg string) (string, []byte) {
 }
 
 func clerkErrorJSON(code, msg, param string) (string, []byte) {
-	e := map[string]any{"message": shortMessage(msg), "long_message": msg, "code": code}
+	return clerkErrorJSONShort(code, shortMessage(msg), msg, param)
+}
+
+// clerkErrorJSONShort is clerkErrorJSON with Clerk's own short message, e.g. "is unknown".
+func clerkErrorJSONShort(code, short, msg, param string) (string, []byte) {
+	e := map[string]any{"message": short, "long_message": msg, "code": code}
 	if param != "" {
 		e["meta"] = map[string]any{"param_name": param}
 	}
@@ -639,6 +665,7 @@ func shortMessage(msg string) string {
 func (f *Fake) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/users", f.listUsers)
+	mux.HandleFunc("POST /v1/users", f.createUser)
 	mux.HandleFunc("GET /v1/users/count", f.countUsers)
 	mux.HandleFunc("GET /v1/users/{id}", f.getUser)
 	mux.HandleFunc("DELETE /v1/users/{id}", f.deleteUser)
@@ -665,7 +692,12 @@ func (f *Fake) Handler() http.Handler {
 }
 
 func (f *Fake) fail(w http.ResponseWriter, status int, code, msg, param string) {
-	ct, body := clerkErrorJSON(code, msg, param)
+	f.failShort(w, status, code, shortMessage(msg), msg, param)
+}
+
+// failShort answers a Clerk error whose short message is not the first clause of msg.
+func (f *Fake) failShort(w http.ResponseWriter, status int, code, short, msg, param string) {
+	ct, body := clerkErrorJSONShort(code, short, msg, param)
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -729,6 +761,107 @@ func (f *Fake) countUsers(w http.ResponseWriter, r *http.Request) {
 	n := len(f.users.List(f.userFilter(r)))
 	f.mu.RUnlock()
 	fakeidp.WriteJSON(w, http.StatusOK, map[string]any{"object": "total_count", "total_count": n})
+}
+
+// createUserParams are the body properties of Clerk's CreateUser (POST /v1/users), which accepts
+// no other.
+var createUserParams = map[string]bool{
+	"external_id": true, "first_name": true, "last_name": true, "locale": true, "email_address": true,
+	"email_address_identification_status": true, "phone_number": true, "phone_number_identification_status": true,
+	"web3_wallet": true, "username": true, "password": true, "password_digest": true, "password_hasher": true,
+	"skip_password_checks": true, "skip_password_requirement": true, "totp_secret": true, "backup_codes": true,
+	"public_metadata": true, "private_metadata": true, "unsafe_metadata": true, "delete_self_enabled": true,
+	"legal_accepted_at": true, "skip_legal_checks": true, "skip_user_requirement": true,
+	"create_organization_enabled": true, "create_organizations_limit": true, "created_at": true,
+	"bypass_client_trust": true, "banned": true, "locked": true,
+}
+
+// createUser is Clerk's CreateUser: it answers 200 with the new user and sends user.created. The
+// fake's instance requires no identifier and no password, and keeps of the body what its User
+// holds: the first email address (the primary one), names, username, external id, public
+// metadata, created_at, banned and locked. Errors are Clerk's: 400 request_body_invalid for a body
+// that is not a JSON object, 422 form_param_unknown for a property CreateUser does not have,
+// form_param_type_invalid, form_param_format_invalid for an email address without '@',
+// form_param_invalid_time, and form_identifier_exists for an email address or username another
+// user has.
+func (f *Fake) createUser(w http.ResponseWriter, r *http.Request) {
+	invalidBody := func() {
+		f.failShort(w, http.StatusBadRequest, "request_body_invalid", "Request body invalid",
+			"The request body is invalid. Please consult the API documentation for more information.", "")
+	}
+	body, err := fakeidp.ReadBody(r)
+	var params map[string]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(body, &params)
+	}
+	if err != nil || params == nil {
+		invalidBody()
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if !createUserParams[k] {
+			f.failShort(w, http.StatusUnprocessableEntity, "form_param_unknown", "is unknown", k+" is not a valid parameter for this request.", k)
+			return
+		}
+	}
+	var in struct {
+		ExternalID     *string        `json:"external_id"`
+		FirstName      *string        `json:"first_name"`
+		LastName       *string        `json:"last_name"`
+		EmailAddress   []string       `json:"email_address"`
+		Username       *string        `json:"username"`
+		PublicMetadata map[string]any `json:"public_metadata"`
+		CreatedAt      *string        `json:"created_at"`
+		Banned         *bool          `json:"banned"`
+		Locked         *bool          `json:"locked"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			f.failShort(w, http.StatusUnprocessableEntity, "form_param_type_invalid", "is invalid",
+				fmt.Sprintf("`%s` must be a `%s`.", typeErr.Field, typeErr.Type), typeErr.Field)
+			return
+		}
+		invalidBody()
+		return
+	}
+	u := User{ExternalID: deref(in.ExternalID), FirstName: deref(in.FirstName), LastName: deref(in.LastName),
+		Username: deref(in.Username), PublicMetadata: in.PublicMetadata, Banned: deref(in.Banned), Locked: deref(in.Locked)}
+	for _, email := range in.EmailAddress {
+		if !strings.Contains(email, "@") {
+			f.failShort(w, http.StatusUnprocessableEntity, "form_param_format_invalid", "is invalid", "email_address must be a valid email address.", "email_address")
+			return
+		}
+	}
+	if len(in.EmailAddress) > 0 {
+		u.Email = in.EmailAddress[0]
+	}
+	if in.CreatedAt != nil {
+		at, err := time.Parse(time.RFC3339, *in.CreatedAt)
+		if err != nil {
+			f.failShort(w, http.StatusUnprocessableEntity, "form_param_invalid_time", "invalid format",
+				"created_at must contain a datetime specified in RFC3339 format (e.g. `2022-10-20T10:00:27.645Z`).", "created_at")
+			return
+		}
+		u.CreatedAt = at.UTC().Truncate(time.Millisecond)
+	}
+	u, taken := f.addUser(u, true)
+	if taken != "" {
+		what := map[string]string{"email_address": "email address", "username": "username"}[taken]
+		msg := "That " + what + " is taken. Please try another."
+		f.failShort(w, http.StatusUnprocessableEntity, "form_identifier_exists", msg, msg, taken)
+		return
+	}
+	f.RecordMutation("user.create", u.ID, body)
+	fakeidp.WriteJSON(w, http.StatusOK, clerkUserWire(&u))
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 func (f *Fake) getUser(w http.ResponseWriter, r *http.Request) {
