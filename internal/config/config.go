@@ -152,6 +152,13 @@ type Worker struct {
 	// ShutdownTimeout bounds how long running jobs may finish on shutdown before they are
 	// cancelled (and retried later). Defaults to 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// EventRetention, when set, is how long the event log keeps an event: an hourly job deletes
+	// older ones (never a pending one) in bounded batches. At least nats.max_age, so that the
+	// stream cannot hold an event the log forgot. Defaults to 0: kept forever.
+	EventRetention Duration `yaml:"event_retention"`
+	// JobRetention is how long River keeps completed jobs (for River UI and audits) before its
+	// cleaner deletes them; cancelled and discarded jobs are kept 7 days. Defaults to 24h.
+	JobRetention Duration `yaml:"job_retention"`
 }
 
 // Source is one configured IdP tenant.
@@ -438,6 +445,7 @@ func (c *Config) applyDefaults() {
 	w.RevokeWorkers = cmp.Or(w.RevokeWorkers, 10)
 	w.ResyncWorkers = cmp.Or(w.ResyncWorkers, 2)
 	w.SSFWorkers = cmp.Or(w.SSFWorkers, 10)
+	w.JobRetention = cmp.Or(w.JobRetention, Duration(24*time.Hour))
 	w.ShutdownTimeout = cmp.Or(w.ShutdownTimeout, Duration(25*time.Second))
 
 	for i := range c.Sources {
@@ -520,6 +528,9 @@ func (c *Config) validate() []fieldError {
 	}
 	if c.Receiver.MaxHeaderBytes < 4096 {
 		bad("receiver.max_header_bytes", "%d is too small for an IdP's headers; use at least 4096 (default %d)", c.Receiver.MaxHeaderBytes, MaxHeaderBytesDefault)
+	}
+	if r := c.Worker.EventRetention; r > 0 && r < c.NATS.MaxAge {
+		bad("worker.event_retention", "%s is shorter than nats.max_age (%s): the stream could redeliver or replay an event the log no longer knows, and it would be recorded again; use at least %s, or 0 to keep events forever", r, c.NATS.MaxAge, c.NATS.MaxAge)
 	}
 	if c.Worker.BatchSize < 1 || c.Worker.BatchSize > 1000 {
 		bad("worker.batch_size", "%d is out of range; use 1 to 1000 (default 100)", c.Worker.BatchSize)

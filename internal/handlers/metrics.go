@@ -13,6 +13,7 @@ type Metrics struct {
 	resyncRuns        *prometheus.CounterVec
 	resyncDrift       *prometheus.CounterVec
 	resyncSeen        *prometheus.CounterVec
+	eventsPruned      prometheus.Counter
 }
 
 // NewMetrics registers the jobs' metrics with reg.
@@ -39,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "idpsync_resync_seen_total",
 			Help: "Entities read from the IdPs by resyncs, by source and entity.",
 		}, []string{"source", "entity"}),
+		eventsPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idpsync_events_pruned_total",
+			Help: "Events deleted from the event log by the retention job (worker.event_retention).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.revocations, m.revocationSeconds, m.resyncRuns, m.resyncDrift, m.resyncSeen} {
+	for _, c := range []prometheus.Collector{m.revocations, m.revocationSeconds, m.resyncRuns, m.resyncDrift, m.resyncSeen, m.eventsPruned} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering job metrics: %w", err)
 		}

@@ -236,3 +236,16 @@ func RecordDeadLetter(ctx context.Context, db DBTX, dl DeadLetter) (bool, error)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// PruneEvents deletes at most limit events received before before, oldest first, and returns how
+// many it deleted. A pending event (a job will still apply it) is kept whatever its age.
+func PruneEvents(ctx context.Context, db DBTX, before time.Time, limit int) (int64, error) {
+	tag, err := db.Exec(ctx, `
+		DELETE FROM events WHERE id IN (
+			SELECT id FROM events WHERE received_at < $1 AND status <> 'pending'
+			ORDER BY received_at LIMIT $2)`, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("pruning events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -69,6 +69,8 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		ResyncWorkers:    w.ResyncWorkers,
 		SSF:              cfg.SSF,
 		SSFWorkers:       w.SSFWorkers,
+		EventRetention:   time.Duration(w.EventRetention),
+		JobRetention:     time.Duration(w.JobRetention),
 		IdPs:             idps,
 		Probes:           probes,
 		Policies:         Policies(cfg),

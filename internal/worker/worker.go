@@ -58,6 +58,11 @@ type Config struct {
 	SSF *ssf.Config
 	// SSFWorkers is how many SET pushes run at once. Defaults to 10.
 	SSFWorkers int
+	// EventRetention, when positive, is how long the event log keeps an event; an hourly job
+	// deletes older ones. Zero keeps them forever.
+	EventRetention time.Duration
+	// JobRetention is how long River keeps completed jobs. Required.
+	JobRetention time.Duration
 	// IdPs are the sources' management APIs, for resyncs and revocations.
 	IdPs handlers.IdPs
 	// Probes check the sources' management APIs when the worker starts; what they find is logged
@@ -120,8 +125,8 @@ type Worker struct {
 
 // New builds a Worker; nothing runs until Run.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Pool == nil || cfg.Bus == nil || cfg.Schema == "" {
-		return nil, errors.New("worker: Pool, Schema and Bus are required")
+	if cfg.Pool == nil || cfg.Bus == nil || cfg.Schema == "" || cfg.JobRetention <= 0 {
+		return nil, errors.New("worker: Pool, Schema, Bus and JobRetention are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -177,6 +182,10 @@ func New(cfg Config) (*Worker, error) {
 	river.AddWorker(workers, handlers.NewApplyEventWorker(cfg.Pool, cfg.IdPs, cfg.Logger, mirror))
 	river.AddWorker(workers, handlers.NewResyncWorker(cfg.Pool, cfg.IdPs, cfg.Logger, hm, mirror))
 	revoke.Register(workers)
+	if cfg.EventRetention > 0 {
+		river.AddWorker(workers, handlers.NewPruneEventsWorker(cfg.Pool, cfg.EventRetention, hm))
+		periodic = append(periodic, handlers.PruneEventsPeriodicJob())
+	}
 	for _, r := range cfg.Resyncs {
 		args := handlers.ResyncArgs{Source: r.Source, Entity: r.Entity}
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(r.Interval),
@@ -197,8 +206,9 @@ func New(cfg Config) (*Worker, error) {
 		// No job runs longer than a minute (resyncs work in slices), so a job still "running"
 		// after RescueStuckJobsAfter belongs to a worker that died: River's rescuer (every 30 s)
 		// hands it to a live worker, within about two minutes of the crash.
-		JobTimeout:           JobTimeout,
-		RescueStuckJobsAfter: RescueStuckJobsAfter,
+		JobTimeout:                  JobTimeout,
+		RescueStuckJobsAfter:        RescueStuckJobsAfter,
+		CompletedJobRetentionPeriod: cfg.JobRetention,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
