@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +322,57 @@ func TestMisconfiguredTargetFailsLoudly(t *testing.T) {
 				t.Fatalf("readiness = %v, want it to name the misconfigured source", err)
 			}
 		})
+	}
+}
+
+// The worker's /metrics carries what the alerting rules watch: dead letters not replayed, jobs
+// by queue and state with the oldest's age, and the sources the start-up check found
+// misconfigured (here a Clerk secret key the IdP refuses).
+func TestMetricsForAlerts(t *testing.T) {
+	t.Parallel()
+	c := startClerk(t, clerkfake.Options{Seed: 41})
+	sources := fmt.Sprintf(`[{name: clerk-e2e, kind: clerk, webhook: {secrets: ["%s"]}, api: {secret_key: "sk_test_not_this_instance", base_url: %q}, resync: {periodic: false}}]`,
+		secret, c.BaseURL())
+	s := startStack(t, withSources(sources), withWorker(`{admin_addr: "127.0.0.1:0", ack_wait: 5s}`))
+	if _, err := s.pool.Exec(context.Background(), `INSERT INTO dead_letters (source, event_id, subject, reason, payload) VALUES ('clerk-e2e', 'msg_x', 's', 'r', '\x00')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(context.Background(), `
+		INSERT INTO river_job (kind, args, queue, state, scheduled_at, max_attempts)
+		VALUES ('idpsync.test', '{}', 'nobody_works_this', 'available', now() - interval '90 seconds', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	scrape := func() string {
+		resp, err := http.Get("http://" + s.worker.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	s.eventually("the start-up check to find the source misconfigured", func() bool {
+		return strings.Contains(scrape(), `idpsync_source_misconfigured{source="clerk-e2e"} 1`)
+	})
+	got := scrape()
+	for _, want := range []string{
+		`idpsync_dead_letters_pending{source="clerk-e2e"} 1`,
+		`idpsync_jobs{queue="nobody_works_this",state="available"} 1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var age float64
+	for line := range strings.SplitSeq(got, "\n") {
+		if v, ok := strings.CutPrefix(line, `idpsync_job_oldest_age_seconds{queue="nobody_works_this",state="available"} `); ok {
+			age, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if age < 89 || age > 600 {
+		t.Errorf("oldest available job's age = %v, want about 90s", age)
+	}
+	if err := s.worker.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "401 from GET "+c.BaseURL()+"/users") {
+		t.Errorf("readiness = %v, want the check's sentence", err)
 	}
 }

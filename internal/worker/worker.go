@@ -148,6 +148,9 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.Registry.Register(newGauges(cfg.Pool, cfg.Probes, cfg.IdPs.Health, cfg.Logger)); err != nil {
+		return nil, fmt.Errorf("registering gauges: %w", err)
+	}
 	workers := river.NewWorkers()
 	queues := map[string]river.QueueConfig{
 		handlers.QueueReconcile: {MaxWorkers: cfg.ReconcileWorkers, FetchCooldown: fastFetchCooldown, FetchPollInterval: fastFetchPoll},
