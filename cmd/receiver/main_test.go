@@ -188,3 +188,80 @@ func TestHelp(t *testing.T) {
 		t.Errorf("receiver without a configuration: %v", err)
 	}
 }
+
+// The default configuration starts against a stock nats-server (max_payload 1 MiB, as the test
+// servers have it) and a delivery of the largest default size (1,000,000 bytes) gets its 202 and
+// reaches the stream; one byte more gets 413.
+func TestDefaultsFitAStockNATSServer(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if nc.MaxPayload() != 1<<20 {
+		t.Fatalf("the test server takes %d bytes, not a stock server's 1 MiB", nc.MaxPayload())
+	}
+	path := filepath.Join(t.TempDir(), "idpsync.yaml")
+	yaml := fmt.Sprintf("receiver: {addr: \"127.0.0.1:0\", admin_addr: \"-\"}\nsources: [{name: clerk-a, kind: clerk, webhook: {secrets: [%q]}}]\n", secret)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"NATS_URL": ns.URL()}[k] }
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", path}, getenv, &bytes.Buffer{}, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	var base string
+	eventually(t, "the receiver to listen", func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the receiver refused to start with the default configuration: %v", err)
+		default:
+		}
+		if recs := logs.records("receiver listening"); len(recs) > 0 {
+			base = "http://" + recs[0]["addr"].(string)
+			return true
+		}
+		return false
+	})
+	deliver := func(id string, size int) int {
+		prefix := `{"data":{"id":"user_1","object":"user","updated_at":1716883200000,"first_name":"`
+		suffix := `"},"object":"event","type":"user.created","timestamp":1716883200}`
+		body := []byte(prefix + strings.Repeat("x", size-len(prefix)-len(suffix)) + suffix)
+		h, _ := clerk.SignSvix(id, time.Now(), body, secret)
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/clerk-a", bytes.NewReader(body))
+		req.Header = h
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually(t, "the largest delivery accepted", func() bool { return deliver("msg_largest", 1_000_000) == http.StatusAccepted })
+	if code := deliver("msg_too_large", 1_000_001); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a delivery over max_body_bytes: %d, want 413", code)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "IDPSYNC_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream holds %v messages (%v), want the largest delivery", info.State.Msgs, err)
+	}
+}

@@ -49,7 +49,8 @@ func Start(opts Options) (*server.Server, error) {
 		SyncAlways: opts.SyncAlways,
 		NoSigs:     true,
 		NoLog:      true,
-		MaxPayload: 8 << 20,
+		// MaxPayload is nats-server's default (1 MiB), as a stock server has it: tests and
+		// make run see the limits production sees.
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: %w", err)
