@@ -139,12 +139,15 @@ type Write struct {
 }
 
 // cascade is the part of a deletion's statement that tombstones the deleted user's or
-// organization's live memberships, raising their version to the deletion's so that no older
-// membership event revives them. It runs only when the deletion applied.
+// organization's memberships, raising their version to the deletion's so that no older
+// membership event revives them: the live ones, and those removed before (which keep their
+// deleted_at), since a removed membership added again by an event older than the deletion (late,
+// or a repeat that a batch writes in a later round) must stay deleted. It runs only when the
+// deletion applied.
 func cascade(column string) string {
 	return `, cascade AS (
-			UPDATE memberships SET deleted_at = $6, source_version = greatest(source_version, $5), synced_at = now()
-			WHERE source = $1 AND ` + column + ` = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM up)
+			UPDATE memberships SET deleted_at = coalesce(deleted_at, $6), source_version = greatest(source_version, $5), synced_at = now()
+			WHERE source = $1 AND ` + column + ` = $2 AND (deleted_at IS NULL OR source_version < $5) AND EXISTS (SELECT 1 FROM up)
 			RETURNING 1)`
 }
 
