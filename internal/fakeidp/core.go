@@ -306,6 +306,13 @@ type WebhookTarget struct {
 	MaxAttempts int
 	// RetryDelay is the wait between attempts. Defaults to 100 ms.
 	RetryDelay time.Duration
+	// Drop is the fraction of webhooks never sent (0, the default, to 1), as webhooks are lost
+	// when an IdP gives up on an endpoint or loses its queue. A dropped webhook is recorded as a
+	// Delivery with Dropped set, in its place among the others.
+	Drop float64
+	// DropSeed chooses which webhooks Drop drops, from each one's position in the queue since the
+	// target was set: the same seed and the same mutations drop the same webhooks.
+	DropSeed uint64
 }
 
 // SetWebhookTarget makes the fake send a signed webhook, in its IdP's envelope, for every

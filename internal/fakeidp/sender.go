@@ -27,6 +27,9 @@ type Delivery struct {
 	Attempts int
 	// Err is the last transport error, if any.
 	Err string
+	// Dropped is set for a webhook the fake chose never to send (WebhookTarget.Drop); it was not
+	// tried, and Status and Attempts are zero.
+	Dropped bool
 }
 
 // Event is one webhook waiting to be sent.
@@ -48,7 +51,8 @@ type sender struct {
 
 	mu         sync.Mutex
 	target     WebhookTarget
-	queue      []Event
+	queue      []queued
+	queued     uint64 // webhooks enqueued since the target was set
 	busy       bool
 	deliveries []Delivery
 	closed     bool
@@ -78,6 +82,21 @@ func (s *sender) setTarget(t WebhookTarget) {
 		t.RetryDelay = 100 * time.Millisecond
 	}
 	s.target = t
+	s.queued = 0
+}
+
+// queued is a webhook waiting in the queue, and whether it is to be dropped instead of sent.
+type queued struct {
+	ev   Event
+	drop bool
+}
+
+// drops reports whether the webhook at position n of the queue of t is to be dropped.
+func drops(t WebhookTarget, n uint64) bool {
+	if t.Drop <= 0 {
+		return false
+	}
+	return float64(Mix(t.DropSeed^n*0x9e3779b97f4a7c15)>>11)/(1<<53) < t.Drop
 }
 
 func (s *sender) enabled() bool {
@@ -94,7 +113,8 @@ func (s *sender) enqueue(ev Event) {
 	if s.target.URL == "" || s.closed {
 		return
 	}
-	s.queue = append(s.queue, ev)
+	s.queue = append(s.queue, queued{ev: ev, drop: drops(s.target, s.queued)})
+	s.queued++
 	if !s.busy {
 		s.busy = true
 		s.idle = make(chan struct{})
@@ -112,11 +132,14 @@ func (s *sender) run() {
 			s.mu.Unlock()
 			return
 		}
-		ev := s.queue[0]
+		q := s.queue[0]
 		s.queue = s.queue[1:]
 		t := s.target
 		s.mu.Unlock()
-		d := s.deliver(t, ev)
+		d := Delivery{ID: q.ev.ID, Type: q.ev.Type, Body: q.ev.Body, Dropped: true}
+		if !q.drop {
+			d = s.deliver(t, q.ev)
+		}
 		s.mu.Lock()
 		s.deliveries = append(s.deliveries, d)
 		if len(s.deliveries) > maxRecorded {

@@ -60,6 +60,20 @@ func versionGuard(a string, reapply bool) string {
 	return a + ".source_version < excluded.source_version"
 }
 
+// anotherMembership is the condition under which a live membership state overwrites row alias a at
+// the same version: it is another membership of the same pair, one the IdP added again and gave a
+// new id. A membership's versions are milliseconds (Clerk's), so one removed and added again
+// within a millisecond comes back at the version of its removal or its last change; the pair
+// holds one membership at a time, so the other one is the newer. Not so when the user or the
+// organization was deleted: their deletion tombstoned the row at its own version, and nothing of
+// theirs comes after it. (An older membership arriving late at the same version would win too;
+// the next resync, reading the IdP's current one, puts it right.)
+func anotherMembership(a string) string {
+	return "(" + a + ".source_version = excluded.source_version AND excluded.id IS NOT NULL AND " + a + ".id IS DISTINCT FROM excluded.id" +
+		" AND NOT EXISTS (SELECT 1 FROM users d WHERE d.source = " + a + ".source AND d.id = " + a + ".user_id AND d.deleted_at IS NOT NULL)" +
+		" AND NOT EXISTS (SELECT 1 FROM organizations d WHERE d.source = " + a + ".source AND d.id = " + a + ".organization_id AND d.deleted_at IS NOT NULL))"
+}
+
 func orNow(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Now().UTC()
@@ -125,7 +139,8 @@ func ApplyOrganization(ctx context.Context, db DBTX, source string, o *events.Or
 }
 
 // ApplyMembership writes m to the memberships mirror of source. A removal applies when it is at
-// least as new as the row; anything else only when strictly newer.
+// least as new as the row; anything else only when strictly newer, or as new but another
+// membership (a new id) of the pair.
 func ApplyMembership(ctx context.Context, db DBTX, source string, m *events.Membership, opts ApplyOptions) (Change, error) {
 	return membershipStatement(source, m, opts).run(ctx, db)
 }
@@ -139,12 +154,15 @@ type Write struct {
 }
 
 // cascade is the part of a deletion's statement that tombstones the deleted user's or
-// organization's live memberships, raising their version to the deletion's so that no older
-// membership event revives them. It runs only when the deletion applied.
+// organization's memberships, raising their version to the deletion's so that no older
+// membership event revives them: the live ones, and those removed before (which keep their
+// deleted_at), since a removed membership added again by an event older than the deletion (late,
+// or a repeat that a batch writes in a later round) must stay deleted. It runs only when the
+// deletion applied.
 func cascade(column string) string {
 	return `, cascade AS (
-			UPDATE memberships SET deleted_at = $6, source_version = greatest(source_version, $5), synced_at = now()
-			WHERE source = $1 AND ` + column + ` = $2 AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM up)
+			UPDATE memberships SET deleted_at = coalesce(deleted_at, $6), source_version = greatest(source_version, $5), synced_at = now()
+			WHERE source = $1 AND ` + column + ` = $2 AND (deleted_at IS NULL OR source_version < $5) AND EXISTS (SELECT 1 FROM up)
 			RETURNING 1)`
 }
 
@@ -228,7 +246,7 @@ func organizationStatement(source string, o *events.Organization, opts ApplyOpti
 func membershipStatement(source string, m *events.Membership, opts ApplyOptions) statement {
 	const prev = `prev AS (SELECT deleted_at IS NOT NULL AS deleted, role FROM memberships
 		WHERE source = $1 AND organization_id = $2 AND user_id = $3)`
-	guard := versionGuard("m", opts.Reapply)
+	guard := versionGuard("m", opts.Reapply) + " OR " + anotherMembership("m")
 	var deleted *time.Time
 	if m.Deleted {
 		guard = `m.source_version <= excluded.source_version`

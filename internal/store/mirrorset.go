@@ -273,7 +273,8 @@ func (s set) statement(writes []Write) (string, []any) {
 		    updated_at = excluded.updated_at, raw = excluded.raw, source_version = excluded.source_version,
 		    deleted_at = CASE WHEN excluded.deleted_at IS NULL THEN NULL ELSE coalesce(m.deleted_at, excluded.deleted_at) END,
 		    synced_at = now()
-		WHERE CASE WHEN excluded.deleted_at IS NOT NULL THEN m.source_version <= excluded.source_version ELSE ` + versionGuard("m", s.reapply) + ` END
+		WHERE CASE WHEN excluded.deleted_at IS NOT NULL THEN m.source_version <= excluded.source_version
+		           ELSE ` + versionGuard("m", s.reapply) + ` OR ` + anotherMembership("m") + ` END
 		RETURNING m.source, m.organization_id, m.user_id)
 	SELECT i.ord, up.user_id IS NOT NULL, p.user_id IS NOT NULL, false, false, false, coalesce(p.deleted, false), '', coalesce(p.role, '')
 	FROM input i
