@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,7 +93,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	for _, o := range opts {
 		o(&sc)
 	}
-	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(debugOut(), nil))}
 	var schema string
 	s.pool, schema = storetest.NewSchema(t)
 	yaml := fmt.Sprintf("database: {schema: %s}\nreceiver: {addr: \"127.0.0.1:0\", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}\nworker: %s\nsources: %s\n",
@@ -600,4 +601,13 @@ func TestRiverUIIsProtected(t *testing.T) {
 	if got := do("GET", "/metrics", false, nil); got != http.StatusOK {
 		t.Fatalf("/metrics: %d", got)
 	}
+}
+
+// debugOut is where the stacks log: nowhere, or stderr with STACK_LOG=1 (to read a failing test's
+// pipeline).
+func debugOut() io.Writer {
+	if os.Getenv("STACK_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }
