@@ -7,7 +7,8 @@
 //	receiver -config idpsync.yaml [-log-level info]
 //
 // Environment: IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL (required unless set in
-// the config), LOG_LEVEL, and whatever the config references as ${NAME}.
+// the config), LOG_LEVEL, the OTEL_* variables of tracing (see internal/telemetry), and whatever
+// the config references as ${NAME}.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/telemetry"
 )
 
 func main() {
@@ -59,8 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 	}
 	defer bus.Conn().Close()
 
+	tracing, err := telemetry.Setup(ctx, "idpsync-receiver", getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx))
 	reg := app.NewRegistry()
-	srv, err := app.NewReceiver(cfg, bus, logger, reg)
+	srv, err := app.NewReceiver(cfg, bus, logger, reg, tracing.TracerProvider())
 	if err != nil {
 		return err
 	}

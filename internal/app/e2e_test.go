@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
@@ -50,6 +51,8 @@ type stack struct {
 	worker     *worker.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
+	// tracing receives the spans of the receiver and the worker; nil: tracing off.
+	tracing trace.TracerProvider
 }
 
 // stackOption adjusts a stack's configuration.
@@ -64,6 +67,8 @@ type stackConfig struct {
 	noWorker bool
 	// admin is the YAML of the admin section.
 	admin string
+	// tracing traces the receiver and the worker.
+	tracing trace.TracerProvider
 }
 
 // withSources replaces the sources (by default: clerk-e2e, webhook only).
@@ -74,6 +79,9 @@ func withWorker(yaml string) stackOption { return func(c *stackConfig) { c.worke
 
 // withAdmin sets the admin section.
 func withAdmin(yaml string) stackOption { return func(c *stackConfig) { c.admin = yaml } }
+
+// withTracing gives the receiver and the worker tp.
+func withTracing(tp trace.TracerProvider) stackOption { return func(c *stackConfig) { c.tracing = tp } }
 
 // withoutWorker starts no worker: the test calls startWorker when it wants one.
 func withoutWorker() stackOption { return func(c *stackConfig) { c.noWorker = true } }
@@ -87,7 +95,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	for _, o := range opts {
 		o(&sc)
 	}
-	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(io.Discard, nil)), tracing: sc.tracing}
 	var schema string
 	s.pool, schema = storetest.NewSchema(t)
 	yaml := fmt.Sprintf("database: {schema: %s}\nreceiver: {addr: \"127.0.0.1:0\", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}\nworker: %s\nsources: %s\n",
@@ -107,7 +115,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := app.NewReceiver(s.cfg, s.bus, s.logger, app.NewRegistry())
+	srv, err := app.NewReceiver(s.cfg, s.bus, s.logger, app.NewRegistry(), sc.tracing)
 	if err != nil {
 		t.Fatal(err)
 	}
