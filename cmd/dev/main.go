@@ -155,7 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	w, err := worker.FromConfig(cfg, pool, bus, logger, reg)
+	w, err := worker.FromConfig(cfg, pool, bus, logger, reg, tracing.TracerProvider())
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@
 //	replay   re-drive events from the event log, the stream or the dead letters
 //	resync   resync a source from its management API now
 //
-// Environment: IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, and
-// whatever the config references as ${NAME}.
+// Environment: IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, the OTEL_*
+// variables of tracing (see internal/telemetry), and whatever the config references as ${NAME}.
 package main
 
 import (
@@ -29,6 +29,7 @@ import (
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/telemetry"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
@@ -122,7 +123,12 @@ func runWorker(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer bus.Conn().Close()
-	w, err := worker.FromConfig(e.cfg, pool, bus, e.logger, app.NewRegistry())
+	tracing, err := telemetry.Setup(ctx, "idpsync-worker", e.getenv, e.logger)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx))
+	w, err := worker.FromConfig(e.cfg, pool, bus, e.logger, app.NewRegistry(), tracing.TracerProvider())
 	if err != nil {
 		return err
 	}

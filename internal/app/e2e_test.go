@@ -142,7 +142,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 // startWorker starts a worker process, as a (re)started deployment would.
 func (s *stack) startWorker() {
 	s.t.Helper()
-	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
+	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry(), s.tracing)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/idpsync/idpsync/internal/app"
@@ -32,10 +33,11 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error
 	return store.Open(ctx, cfg.Database.URL, cfg.Database.Schema, cfg.Database.MaxConns)
 }
 
-// FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves.
-func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*Worker, error) {
+// FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves, and
+// its spans to tp (nil: tracing off, see internal/telemetry).
+func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*Worker, error) {
 	w := cfg.Worker
-	idps, err := ConnectIdPs(cfg, logger)
+	idps, err := ConnectIdPs(cfg, logger, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +77,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		ProtectMetrics:   cfg.Admin.ProtectMetrics,
 		Logger:           logger,
 		Registry:         reg,
+		TracerProvider:   tp,
 	})
 }
 
@@ -94,8 +97,8 @@ func Policies(cfg *config.Config) map[string]handlers.Policy {
 }
 
 // ConnectIdPs builds, through each source's provider, the management APIs of every source with
-// api settings. It makes no call.
-func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error) {
+// api settings. It makes no call. With tp, each HTTP request to an IdP is a span (traceIdPCalls).
+func ConnectIdPs(cfg *config.Config, logger *slog.Logger, tp trace.TracerProvider) (handlers.IdPs, error) {
 	idps := handlers.IdPs{Directories: map[string]provider.Directory{}, Sessions: map[string]provider.SessionRevoker{},
 		Agents: map[string]provider.AgentRevoker{}, Health: handlers.NewSourceHealth()}
 	for _, s := range cfg.Sources {
@@ -105,6 +108,9 @@ func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, error)
 		}
 		settings := s.APISettings()
 		settings.HTTPClient = &http.Client{Timeout: time.Duration(s.API.Timeout)}
+		if tp != nil {
+			settings.HTTPClient.Transport = traceIdPCalls(nil, tp, s.Name, string(s.Kind))
+		}
 		settings.Limiter = limiter(s.API.RateLimit)
 		settings.UserAgent = UserAgent
 		settings.Logger = logger.With("source", s.Name)
