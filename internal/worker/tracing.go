@@ -47,11 +47,9 @@ var (
 func (*jobTrace) InsertMany(ctx context.Context, params []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		for _, p := range params {
-			md, err := telemetry.WithJobTraceparent(p.Metadata, sc)
-			if err != nil {
-				return nil, err
+			if md, err := telemetry.WithJobTraceparent(p.Metadata, sc); err == nil {
+				p.Metadata = md // metadata that is not a JSON object stays as it is: tracing never fails an insert
 			}
-			p.Metadata = md
 		}
 	}
 	return doInner(ctx)
