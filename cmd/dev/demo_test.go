@@ -90,7 +90,7 @@ func TestDemoStepsShowTheirEffect(t *testing.T) {
 		t.Fatalf("the demo source's policy %+v does not revoke sessions and offboard agents on %s", pol, events.TriggerUserLocked)
 	}
 	// ...with these calls; after them, the printed commands show the effect.
-	idps, _, err := worker.ConnectIdPs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	idps, _, err := worker.ConnectIdPs(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/natsbus/natsembed"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/telemetry"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
@@ -144,12 +145,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer bus.Conn().Close()
-	reg := app.NewRegistry()
-	srv, err := app.NewReceiver(cfg, bus, logger.With("component", "receiver"), reg)
+	tracing, err := telemetry.Setup(ctx, "idpsync-dev", getenv, logger)
 	if err != nil {
 		return err
 	}
-	w, err := worker.FromConfig(cfg, pool, bus, logger, reg)
+	defer tracing.Shutdown(context.WithoutCancel(ctx))
+	reg := app.NewRegistry()
+	srv, err := app.NewReceiver(cfg, bus, logger.With("component", "receiver"), reg, tracing.TracerProvider())
+	if err != nil {
+		return err
+	}
+	w, err := worker.FromConfig(cfg, pool, bus, logger, reg, tracing.TracerProvider())
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,8 @@
 //
 // "receiver help" and "receiver -h" show help.
 //
-// Environment: IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, and whatever the config references as ${NAME}.
+// Environment: IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, the OTEL_* variables of
+// tracing (see internal/telemetry), and whatever the config references as ${NAME}.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/config"
+	"github.com/idpsync/idpsync/internal/telemetry"
 )
 
 func main() {
@@ -48,22 +50,27 @@ var program = &cli.Program{
 	Commands: []cli.Command{
 		{Name: "run", Summary: "serve POST /webhooks/{source} and the admin endpoints", Parts: config.ForReceiver, Flags: runFlags},
 	},
-	Environment: "IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, and whatever the configuration references as ${NAME}.",
+	Environment: "IDPSYNC_CONFIG (default for -config), NATS_URL, LOG_LEVEL, the OTEL_* variables of tracing (README, Tracing), and whatever the configuration references as ${NAME}.",
 }
 
 func runFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
-	return func(ctx context.Context, e *cli.Env) error { return serve(ctx, e.Config, e.Logger) }
+	return func(ctx context.Context, e *cli.Env) error { return serve(ctx, e.Config, e.Getenv, e.Logger) }
 }
 
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, getenv func(string) string, logger *slog.Logger) error {
 	bus, err := app.ConnectBus(ctx, cfg, "idpsync-receiver", logger)
 	if err != nil {
 		return err
 	}
 	defer bus.Conn().Close()
 
+	tracing, err := telemetry.Setup(ctx, "idpsync-receiver", getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer tracing.Shutdown(context.WithoutCancel(ctx))
 	reg := app.NewRegistry()
-	srv, err := app.NewReceiver(cfg, bus, logger, reg)
+	srv, err := app.NewReceiver(cfg, bus, logger, reg, tracing.TracerProvider())
 	if err != nil {
 		return err
 	}

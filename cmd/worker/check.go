@@ -33,7 +33,7 @@ func checkFlags(fs *flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
 		health := handlers.NewSourceHealth()
 		var probes []worker.Probe
 		for _, s := range sources {
-			conn, err := worker.ConnectSource(s, e.Logger)
+			conn, err := worker.ConnectSource(s, e.Logger, nil)
 			if err != nil {
 				return err
 			}

@@ -30,6 +30,7 @@ import (
 	"github.com/idpsync/idpsync/internal/cli"
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/telemetry"
 	"github.com/idpsync/idpsync/internal/worker"
 )
 
@@ -66,7 +67,7 @@ var program = &cli.Program{
 		{Name: "unregister", Summary: "remove what register made at a source's IdP",
 			Usage: unregisterUsage, Parts: []config.Part{config.PartSources}, Flags: unregisterFlags},
 	},
-	Environment: "IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, and whatever the configuration references as ${NAME}.",
+	Environment: "IDPSYNC_CONFIG (default for -config), DATABASE_URL, NATS_URL, LOG_LEVEL, the OTEL_* variables of tracing (README, Tracing), and whatever the configuration references as ${NAME}.",
 }
 
 func runFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
@@ -81,7 +82,12 @@ func runFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
 			return err
 		}
 		defer bus.Conn().Close()
-		w, err := worker.FromConfig(e.Config, pool, bus, e.Logger, app.NewRegistry())
+		tracing, err := telemetry.Setup(ctx, "idpsync-worker", e.Getenv, e.Logger)
+		if err != nil {
+			return err
+		}
+		defer tracing.Shutdown(context.WithoutCancel(ctx))
+		w, err := worker.FromConfig(e.Config, pool, bus, e.Logger, app.NewRegistry(), tracing.TracerProvider())
 		if err != nil {
 			return err
 		}

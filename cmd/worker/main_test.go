@@ -84,7 +84,7 @@ func TestResyncWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.FromConfig(cfg, pool, bus, logger, app.NewRegistry())
+	w, err := worker.FromConfig(cfg, pool, bus, logger, app.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

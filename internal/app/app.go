@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/admin"
 	"github.com/idpsync/idpsync/internal/config"
@@ -89,8 +90,8 @@ func ConnectBus(ctx context.Context, cfg *config.Config, clientName string, logg
 const headerAllowance = 4096
 
 // NewReceiver builds the receiver of cfg over bus and binds its address. The handler's metrics go
-// to reg.
-func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg prometheus.Registerer) (*receiver.Server, error) {
+// to reg; its spans to tp (nil: tracing off, see internal/telemetry).
+func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*receiver.Server, error) {
 	r := cfg.Receiver
 	// The NATS server's message limit is known once connected: at start when NATS answers (a
 	// mismatch is then a start-up error), else in every readiness check.
@@ -135,6 +136,7 @@ func NewReceiver(cfg *config.Config, bus *natsbus.Bus, logger *slog.Logger, reg 
 		RetryAfter:       time.Duration(r.RetryAfter),
 		Logger:           logger,
 		Registerer:       reg,
+		TracerProvider:   tp,
 	})
 	if err != nil {
 		return nil, err

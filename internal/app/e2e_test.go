@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/app"
 	"github.com/idpsync/idpsync/internal/config"
@@ -51,6 +52,8 @@ type stack struct {
 	worker     *worker.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
+	// tracing receives the spans of the receiver and the worker; nil: tracing off.
+	tracing trace.TracerProvider
 }
 
 // stackOption adjusts a stack's configuration.
@@ -67,6 +70,8 @@ type stackConfig struct {
 	admin string
 	// ssf is the YAML of the ssf section; empty for none.
 	ssf string
+	// tracing traces the receiver and the worker.
+	tracing trace.TracerProvider
 }
 
 // withSources replaces the sources (by default: clerk-e2e, webhook only).
@@ -81,6 +86,9 @@ func withAdmin(yaml string) stackOption { return func(c *stackConfig) { c.admin 
 // withSSF sets the ssf section.
 func withSSF(yaml string) stackOption { return func(c *stackConfig) { c.ssf = yaml } }
 
+// withTracing gives the receiver and the worker tp.
+func withTracing(tp trace.TracerProvider) stackOption { return func(c *stackConfig) { c.tracing = tp } }
+
 // withoutWorker starts no worker: the test calls startWorker when it wants one.
 func withoutWorker() stackOption { return func(c *stackConfig) { c.noWorker = true } }
 
@@ -93,7 +101,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	for _, o := range opts {
 		o(&sc)
 	}
-	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(debugOut(), nil))}
+	s := &stack{t: t, nats: natstest.Start(t), logger: slog.New(slog.NewTextHandler(debugOut(), nil)), tracing: sc.tracing}
 	var schema string
 	s.pool, schema = storetest.NewSchema(t)
 	yaml := fmt.Sprintf("database: {schema: %s}\nreceiver: {addr: \"127.0.0.1:0\", max_body_bytes: 8192, publish_timeout: 2s, retry_after: 3s}\nworker: %s\nsources: %s\n",
@@ -116,7 +124,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := app.NewReceiver(s.cfg, s.bus, s.logger, app.NewRegistry())
+	srv, err := app.NewReceiver(s.cfg, s.bus, s.logger, app.NewRegistry(), sc.tracing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +151,7 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 // startWorker starts a worker process, as a (re)started deployment would.
 func (s *stack) startWorker() {
 	s.t.Helper()
-	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry())
+	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry(), s.tracing)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -527,7 +535,22 @@ func (s *stack) consumerPending() uint64 {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return info.NumPending + uint64(info.NumAckPending)
+	// NumPending trails the stream by a moment after a publish; the stream's last sequence does
+	// not (a publish is acknowledged once stored): what the consumer has not acknowledged up to it
+	// is pending too.
+	st, err := s.bus.JetStream().Stream(context.Background(), "IDPSYNC_EVENTS")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	sinfo, err := st.Info(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	behind := uint64(0)
+	if last := sinfo.State.LastSeq; info.AckFloor.Stream < last {
+		behind = last - info.AckFloor.Stream
+	}
+	return max(info.NumPending+uint64(info.NumAckPending), behind)
 }
 
 // eventMsg is ev as the receiver would publish it, but with a Nats-Msg-Id of its own, as if it

@@ -128,7 +128,7 @@ func (w *ApplyEventWorker) read(ctx context.Context, source string, ev events.Ev
 	} else {
 		entity, id = events.EntityOrganization, ev.Organization.ID
 	}
-	fresh, err := dir.Get(ctx, entity, id)
+	fresh, err := dir.Get(idpclient.WithOperation(ctx, "get_"+string(entity)), entity, id)
 	w.idps.Health.Observe(source, err)
 	switch {
 	case errors.Is(err, idpclient.ErrNotFound):

@@ -8,9 +8,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/telemetry"
 )
 
 // JobInserter enqueues jobs in the caller's transaction (a *river.Client[pgx.Tx]).
@@ -29,6 +33,10 @@ type Change struct {
 	EventID int64
 	// ReceivedAt is when the webhook was received, or when the resync found the change.
 	ReceivedAt time.Time
+	// Trace is the span of the work that made the change when that is not the span of the
+	// context React is given (the intake records many events, of many traces, in one
+	// transaction): the jobs the hooks insert continue its trace. Zero: the context's.
+	Trace trace.SpanContext
 }
 
 // ChangeHook reacts to a change inside the transaction that wrote it: the jobs it inserts with
@@ -49,21 +57,73 @@ func NewMirror(hooks ...ChangeHook) *Mirror { return &Mirror{hooks: hooks} }
 // and returns what each did, in input order. Writes of the same entity are applied in the order of
 // their versions, whatever their order in writes, so that transitions (a user banned, then
 // unbanned) are seen as they happened; entities keep the order of their first write.
-func (m *Mirror) Write(ctx context.Context, tx pgx.Tx, writes []store.Write) ([]store.Change, error) {
+//
+// When ctx carries a recording span (a job's), the write is a child span of it, MirrorWriteSpanName.
+func (m *Mirror) Write(ctx context.Context, tx pgx.Tx, writes []store.Write) (changes []store.Change, err error) {
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		var span trace.Span
+		ctx, span = parent.TracerProvider().Tracer(tracerName).Start(ctx, MirrorWriteSpanName,
+			trace.WithAttributes(telemetry.AttrWrites.Int(len(writes))))
+		if len(writes) == 1 {
+			span.SetAttributes(telemetry.AttrEntity.String(string(entityOf(writes[0].Event))))
+		}
+		defer func() {
+			endMirrorWrite(span, changes, err)
+		}()
+	}
 	order := versionOrder(writes)
 	sorted := make([]store.Write, len(writes))
 	for i, j := range order {
 		sorted[i] = writes[j]
 	}
-	changes, err := store.ApplyBatch(ctx, tx, sorted)
+	applied, err := store.ApplyBatch(ctx, tx, sorted)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]store.Change, len(writes))
 	for i, j := range order {
-		out[j] = changes[i]
+		out[j] = applied[i]
 	}
 	return out, nil
+}
+
+// MirrorWriteSpanName names the span of a write of the mirror.
+const MirrorWriteSpanName = "mirror.write"
+
+// tracerName names the instrumentation scope of the handlers' spans.
+const tracerName = "github.com/idpsync/idpsync/internal/handlers"
+
+// endMirrorWrite ends the span of a mirror write with what it did.
+func endMirrorWrite(span trace.Span, changes []store.Change, err error) {
+	defer span.End()
+	if err != nil {
+		span.SetStatus(codes.Error, "writing the mirror failed")
+		return
+	}
+	if len(changes) == 1 {
+		span.SetAttributes(telemetry.AttrApplied.Bool(changes[0].Applied))
+		return
+	}
+	n := 0
+	for _, c := range changes {
+		if c.Applied {
+			n++
+		}
+	}
+	span.SetAttributes(attribute.Int("idpsync.applied_writes", n))
+}
+
+// entityOf is the entity an event carries, or "" for none.
+func entityOf(ev events.Event) events.Entity {
+	switch {
+	case ev.User != nil:
+		return events.EntityUser
+	case ev.Organization != nil:
+		return events.EntityOrganization
+	case ev.Membership != nil:
+		return events.EntityMembership
+	}
+	return ""
 }
 
 // React lets the hooks react to each applied change, in order. Changes that did not apply are
@@ -73,8 +133,12 @@ func (m *Mirror) React(ctx context.Context, tx pgx.Tx, jobs JobInserter, changes
 		if !c.Result.Applied {
 			continue
 		}
+		hctx := ctx
+		if c.Trace.IsValid() {
+			hctx = trace.ContextWithSpanContext(ctx, c.Trace)
+		}
 		for _, hook := range m.hooks {
-			if err := hook(ctx, tx, jobs, c); err != nil {
+			if err := hook(hctx, tx, jobs, c); err != nil {
 				return err
 			}
 		}

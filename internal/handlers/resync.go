@@ -154,7 +154,7 @@ func (w *ResyncWorker) pass(ctx context.Context, dir provider.Directory, run *st
 	items := make(chan next, w.BatchSize)
 	go func() {
 		defer close(items)
-		for it, err := range dir.List(ctx, run.Entity, run.Checkpoint) {
+		for it, err := range dir.List(idpclient.WithOperation(ctx, "list_"+run.Entity.Plural()), run.Entity, run.Checkpoint) {
 			select {
 			case items <- next{it, err}:
 			case <-ctx.Done():
@@ -276,7 +276,7 @@ func (w *ResyncWorker) sweep(ctx context.Context, dir provider.Directory, run *s
 				return errSliceOver
 			}
 			after = row.Key
-			ev, err := dir.Get(ctx, run.Entity, row.Key)
+			ev, err := dir.Get(idpclient.WithOperation(ctx, "get_"+string(run.Entity)), run.Entity, row.Key)
 			switch {
 			case errors.Is(err, idpclient.ErrNotFound):
 				ev, err = tombstone(run.Entity, row)

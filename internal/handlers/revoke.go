@@ -330,7 +330,7 @@ func (r *RevokeWorkers) listSessions(ctx context.Context, job *river.Job[ListSes
 		return river.JobCancel(fmt.Errorf("source %s cannot revoke sessions (no api credentials)", m.Source))
 	}
 	var jobs []river.InsertManyParams
-	for id, err := range sess.ActiveSessions(ctx, m.UserID) {
+	for id, err := range sess.ActiveSessions(idpclient.WithOperation(ctx, "list_sessions"), m.UserID) {
 		if err != nil {
 			return settle(ctx, r, job, store.Revocation{Target: m.Source, Action: "list_sessions", Subject: m.UserID}, m, err, nil)
 		}
@@ -349,7 +349,7 @@ func (r *RevokeWorkers) revokeSession(ctx context.Context, job *river.Job[Revoke
 	if !ok {
 		return river.JobCancel(fmt.Errorf("source %s cannot revoke sessions (no api credentials)", m.Source))
 	}
-	err := sess.RevokeSession(ctx, job.Args.SessionID)
+	err := sess.RevokeSession(idpclient.WithOperation(ctx, "revoke_session"), job.Args.SessionID)
 	return settle(ctx, r, job, store.Revocation{Target: m.Source, Action: "revoke_session", Subject: job.Args.SessionID}, m, err, nil)
 }
 
@@ -360,7 +360,7 @@ func (r *RevokeWorkers) listAgents(ctx context.Context, job *river.Job[ListAgent
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
 	var jobs []river.InsertManyParams
-	for id, err := range agents.OwnedAgents(ctx, a.Owner) {
+	for id, err := range agents.OwnedAgents(idpclient.WithOperation(ctx, "list_agents"), a.Owner) {
 		if err != nil {
 			return settle(ctx, r, job, store.Revocation{Target: a.Target, Action: "list_agents", Subject: a.Owner}, m, err, nil)
 		}
@@ -384,7 +384,7 @@ func (r *RevokeWorkers) signalAgent(ctx context.Context, job *river.Job[SignalAg
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
 	s := signalFor(m, a.Owner)
-	err := agents.SignalAgent(ctx, a.IdentityID, s)
+	err := agents.SignalAgent(idpclient.WithOperation(ctx, "signal_agent"), a.IdentityID, s)
 	rev := store.Revocation{Target: a.Target, Action: "signal_agent", Subject: a.IdentityID, Detail: s.Type + " " + s.Severity}
 	return settle(ctx, r, job, rev, m, err, nil)
 }
@@ -395,7 +395,7 @@ func (r *RevokeWorkers) deactivateAgent(ctx context.Context, job *river.Job[Deac
 	if !ok {
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
-	err := agents.DeactivateAgent(ctx, a.IdentityID)
+	err := agents.DeactivateAgent(idpclient.WithOperation(ctx, "deactivate_agent"), a.IdentityID)
 	rev := store.Revocation{Target: a.Target, Action: "deactivate_agent", Subject: a.IdentityID, Detail: "deactivated: its tokens and keys are revoked"}
 	return settle(ctx, r, job, rev, m, err, nil)
 }
@@ -408,7 +408,7 @@ func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArg
 	if !ok {
 		return river.JobCancel(fmt.Errorf("source %s is not a zeroid source with api credentials", a.Target))
 	}
-	summary, err := agents.Offboard(ctx, a.Owner, string(m.Trigger)+" at "+m.Source)
+	summary, err := agents.Offboard(idpclient.WithOperation(ctx, "offboard"), a.Owner, string(m.Trigger)+" at "+m.Source)
 	if err == nil {
 		err = noneLeft(ctx, agents, a.Owner)
 	}
@@ -418,7 +418,7 @@ func (r *RevokeWorkers) offboard(ctx context.Context, job *river.Job[OffboardArg
 // noneLeft fails unless the owner has no active or suspended identity left.
 func noneLeft(ctx context.Context, agents provider.AgentRevoker, owner string) error {
 	var left []string
-	for id, err := range agents.OwnedAgents(ctx, owner) {
+	for id, err := range agents.OwnedAgents(idpclient.WithOperation(ctx, "list_agents"), owner) {
 		if err != nil {
 			return fmt.Errorf("checking the offboarding: %w", err)
 		}

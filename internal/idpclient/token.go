@@ -82,7 +82,7 @@ func (c *TokenCache) Token(ctx context.Context) (string, error) {
 	if tok, ok := c.cached(); ok {
 		return tok, nil
 	}
-	tok, err := c.fetch(ctx)
+	tok, err := c.fetch(WithOperation(ctx, OperationFetchToken))
 	if err != nil {
 		return "", err
 	}

@@ -31,12 +31,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
+	"github.com/idpsync/idpsync/internal/telemetry"
 )
 
 // Config configures an Intake.
@@ -62,6 +64,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the intake's metrics. Nil keeps them unexported.
 	Registerer prometheus.Registerer
+	// TracerProvider traces each delivery: a span (RecordSpanName) continuing the trace its
+	// message's traceparent names, with children for its writes, and the jobs it enqueues
+	// continuing it. Nil turns tracing off: no span, no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // ParkAfter is how many deliveries of a message Postgres keeps refusing (while taking the rest of
@@ -72,6 +78,7 @@ const ParkAfter = 3
 type Intake struct {
 	cfg     Config
 	metrics *metrics
+	tracer  trace.Tracer // nil when tracing is off
 
 	// outage tracks a Postgres outage, so that it is logged when it starts and when it ends.
 	mu          sync.Mutex
@@ -97,7 +104,11 @@ func New(cfg Config) (*Intake, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Intake{cfg: cfg, metrics: m}, nil
+	in := &Intake{cfg: cfg, metrics: m}
+	if cfg.TracerProvider != nil {
+		in.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
+	return in, nil
 }
 
 // Run consumes until ctx is done, then stops fetching, records what it already holds, and returns.
@@ -191,6 +202,12 @@ type item struct {
 	dead   *store.DeadLetter
 	// outcome is set once a transaction holding the item committed.
 	outcome Outcome
+
+	// With tracing on: the delivery's span, and what the last transaction that held the item
+	// did, for its child spans.
+	span   trace.Span
+	tx     *txTrace
+	change *store.Change
 }
 
 // Outcome is what recording did with a delivery.
@@ -212,6 +229,7 @@ func (in *Intake) Process(ctx context.Context, batch []*natsbus.Delivery) {
 	for i, d := range batch {
 		items[i] = in.prepare(d)
 	}
+	in.startSpans(ctx, items)
 	err := in.recordTx(ctx, items)
 	switch {
 	case err == nil:
@@ -233,13 +251,16 @@ func (in *Intake) Record(ctx context.Context, batch []*natsbus.Delivery) ([]Outc
 	for i, d := range batch {
 		items[i] = in.prepare(d)
 	}
+	in.startSpans(ctx, items)
 	err := in.recordTx(ctx, items)
 	switch {
 	case err == nil:
 	case in.transient(ctx, err):
+		in.endSpans(items, redelivered)
 		return nil, err
 	default:
 		if err := in.isolate(ctx, items, err, false); err != nil {
+			in.endSpans(items, redelivered)
 			return nil, err
 		}
 	}
@@ -288,6 +309,7 @@ func (in *Intake) isolate(ctx context.Context, items []*item, batchErr error, co
 			in.cfg.Logger.Warn("postgres refused a message; it will be delivered again, and parked as a dead letter if refused again",
 				"stream_seq", it.d.StreamSeq, "delivered", it.d.NumDelivered, "park_after", ParkAfter, "retry_in", delay.String(), "error", err)
 			_ = it.d.Nak(delay)
+			in.endSpans([]*item{it}, redelivered)
 		}
 	}
 	return nil
@@ -353,6 +375,10 @@ func (in *Intake) deadLetter(d *natsbus.Delivery, ev *natsbus.Event, reason stri
 func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.Consumer.AckWait)
 	defer cancel()
+	var tt *txTrace
+	if in.tracer != nil {
+		tt = &txTrace{}
+	}
 	return pgx.BeginFunc(ctx, in.cfg.Pool, func(tx pgx.Tx) error {
 		var (
 			live   []*item
@@ -374,10 +400,13 @@ func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 			}
 			live = append(live, it)
 		}
+		tt.mark(mirrorStart)
 		results, err := in.cfg.Mirror.Write(ctx, tx, writes)
 		if err != nil {
 			return err
 		}
+		tt.mark(mirrorEnd)
+		tt.wrote(len(writes))
 		changeOf := make([]*store.Change, len(live))
 		for i, j := range wrote {
 			changeOf[j] = &results[i]
@@ -386,11 +415,16 @@ func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 		for i, it := range live {
 			it.event.Status = handlers.StatusOf(it.parsed, changeOf[i])
 			evs[i] = it.event
+			if tt != nil {
+				it.tx, it.change = tt, changeOf[i]
+			}
 		}
+		tt.mark(logStart)
 		ids, err := store.RecordEvents(ctx, tx, evs)
 		if err != nil {
 			return err
 		}
+		tt.mark(logEnd)
 		var (
 			jobs    []river.InsertManyParams
 			changes []handlers.Change
@@ -403,11 +437,19 @@ func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 				continue
 			}
 			e := it.event
+			var sc trace.SpanContext // the delivery's span: its jobs continue its trace
+			if it.span != nil {
+				sc = it.span.SpanContext()
+			}
 			if e.Status == store.StatusPending {
-				jobs = append(jobs, river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: id, Source: e.Source, Type: string(e.Type)}})
+				job := river.InsertManyParams{Args: handlers.ApplyEventArgs{EventID: id, Source: e.Source, Type: string(e.Type)}}
+				if md := telemetry.JobMetadata(sc); md != nil {
+					job.InsertOpts = &river.InsertOpts{Metadata: md}
+				}
+				jobs = append(jobs, job)
 			}
 			if c := changeOf[i]; c != nil && c.Applied {
-				changes = append(changes, handlers.Change{Source: e.Source, Event: it.parsed, Result: *c, EventID: id, ReceivedAt: e.ReceivedAt})
+				changes = append(changes, handlers.Change{Source: e.Source, Event: it.parsed, Result: *c, EventID: id, ReceivedAt: e.ReceivedAt, Trace: sc})
 			}
 		}
 		if err := in.cfg.Mirror.React(ctx, tx, in.cfg.Jobs, changes); err != nil {
@@ -439,8 +481,9 @@ func (in *Intake) settle(items []*item) {
 	}
 }
 
-// count updates the metrics and logs dead letters.
+// count updates the metrics, logs dead letters and ends the item's span, once it is settled.
 func (in *Intake) count(it *item) {
+	in.endSpans([]*item{it}, it.outcome)
 	if it.dead != nil {
 		in.metrics.messages.WithLabelValues(it.dead.Source, string(DeadLettered)).Inc()
 		in.cfg.Logger.Warn("dead-lettered a delivery", "source", it.dead.Source, "event_id", it.dead.EventID,
@@ -479,6 +522,7 @@ func (in *Intake) unavailable(items []*item, err error) {
 	for _, it := range items {
 		_ = it.d.Nak(delay)
 	}
+	in.endSpans(items, redelivered)
 }
 
 // recovered ends an outage, if there was one, with one line saying how long it lasted.

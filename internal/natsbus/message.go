@@ -17,10 +17,12 @@ import (
 // Headers are kept few on purpose: encoding and storing them is a measurable part of the cost of
 // each delivery.
 const (
-	HeaderSource      = "Idpsync-Source"
-	HeaderEventID     = "Idpsync-Event-Id"
-	HeaderType        = "Idpsync-Type" // canonical type; absent when there is none
-	HeaderTraceparent = "traceparent"  // W3C trace context, when the IdP sent one
+	HeaderSource  = "Idpsync-Source"
+	HeaderEventID = "Idpsync-Event-Id"
+	HeaderType    = "Idpsync-Type" // canonical type; absent when there is none
+	// HeaderTraceparent is W3C trace context: with tracing on, the receiver's publish span's;
+	// off, the IdP's as it came, when it sent a well-formed one.
+	HeaderTraceparent = "traceparent"
 )
 
 // Event is a verified delivery as it travels on the stream: its body, verbatim, and what the

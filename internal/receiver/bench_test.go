@@ -22,6 +22,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	svix "github.com/svix/svix-webhooks/go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/config"
 	"github.com/idpsync/idpsync/internal/natsbus"
@@ -44,7 +47,8 @@ import (
 //
 // Tune with BENCH_REQUESTS (per round and variant, default 20000), BENCH_ROUNDS (default 3),
 // BENCH_CONCURRENCY (default 64); BENCH_VARIANTS=full (comma-separated) runs only those, to profile
-// one.
+// one. BENCH_VARIANTS may also name "traced": the full receiver with tracing on, every delivery
+// sampled and its spans batched to an exporter that drops them (the cost of tracing itself).
 func BenchmarkReceiver(b *testing.B) {
 	requests := envInt("BENCH_REQUESTS", 20000)
 	rounds := envInt("BENCH_ROUNDS", 3)
@@ -66,6 +70,9 @@ func BenchmarkReceiver(b *testing.B) {
 		{"bare", func(*testing.B, *nats.Conn, int) http.Handler { return bareHandler() }},
 		{"naive", naiveHandler},
 		{"full", fullHandler},
+	}
+	if only := os.Getenv("BENCH_VARIANTS"); slices.Contains(strings.Split(only, ","), "traced") {
+		variants = append(variants, variant{"traced", tracedHandler})
 	}
 	if only := os.Getenv("BENCH_VARIANTS"); only != "" {
 		variants = slices.DeleteFunc(variants, func(v variant) bool { return !slices.Contains(strings.Split(only, ","), v.name) })
@@ -106,6 +113,12 @@ func BenchmarkReceiver(b *testing.B) {
 	b.ReportMetric(med["full"].rps/med["naive"].rps, "full/naive")
 	b.ReportMetric(med["full"].rps/med["bare"].rps, "full/bare")
 	b.ReportMetric(cpu["full"]/cpu["naive"], "cpu-full/naive")
+	if r, ok := med["traced"]; ok {
+		b.ReportMetric(r.rps, "traced-req/s")
+		b.ReportMetric(cpu["traced"], "traced-cpu-µs/req")
+		b.ReportMetric(r.rps/med["naive"].rps, "traced/naive")
+		b.ReportMetric(cpu["traced"]/cpu["naive"], "cpu-traced/naive")
+	}
 	b.ReportMetric(0, "ns/op") // not meaningful here
 }
 
@@ -262,9 +275,21 @@ func naiveHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
 	})
 }
 
-// fullHandler is idpsync's receiver as cmd/receiver builds it.
+// fullHandler is idpsync's receiver as cmd/receiver builds it, tracing off.
 func fullHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
-	cfg := natsbus.StreamConfig{Name: fmt.Sprintf("FULL_%d", round), SubjectPrefix: fmt.Sprintf("full%d", round),
+	return receiverHandler(b, nc, "full", round, nil)
+}
+
+// tracedHandler is idpsync's receiver with tracing on: every delivery sampled, spans batched to an
+// exporter that drops them.
+func tracedHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return receiverHandler(b, nc, "traced", round, tp)
+}
+
+func receiverHandler(b *testing.B, nc *nats.Conn, name string, round int, tp trace.TracerProvider) http.Handler {
+	cfg := natsbus.StreamConfig{Name: fmt.Sprintf("%s_%d", strings.ToUpper(name), round), SubjectPrefix: fmt.Sprintf("%s%d", name, round),
 		Replicas: 1, MaxAge: time.Hour, Duplicates: 2 * time.Minute, MaxBytes: -1}
 	bus, err := natsbus.New(nc, cfg, 0)
 	if err != nil {
@@ -284,6 +309,7 @@ func fullHandler(b *testing.B, nc *nats.Conn, round int) http.Handler {
 		MaxBodyBytes:     config.MaxBodyBytesDefault,
 		MaxInFlightBytes: config.MaxInFlightBytesDefault,
 		RetryAfter:       config.RetryAfterDefault,
+		TracerProvider:   tp,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/natsbus"
+	"github.com/idpsync/idpsync/internal/telemetry"
 	"github.com/idpsync/idpsync/internal/webhook"
 )
 
@@ -68,6 +70,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// NowFunc returns the current time. Defaults to time.Now.
 	NowFunc func() time.Time
+	// TracerProvider traces deliveries: a server span per POST /webhooks/{source} (otelhttp),
+	// continuing the IdP's traceparent, with a child span for the publish whose context travels in
+	// the message's traceparent header. Nil turns tracing off: no span, no cost, and the IdP's
+	// traceparent, when well-formed, travels as it came.
+	TracerProvider trace.TracerProvider
 }
 
 // Handler serves the webhook endpoint and the health checks.
@@ -75,6 +82,8 @@ type Handler struct {
 	cfg        Config
 	sources    map[string]*source
 	mux        *http.ServeMux
+	handler    http.Handler // mux, traced when tracing is on
+	tracer     trace.Tracer // nil when tracing is off
 	metrics    *metrics
 	retryAfter string
 	bodies     *bodies
@@ -132,11 +141,16 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("/webhooks/{source}", h.serveMethodNotAllowed)
 	h.mux.HandleFunc("GET /healthz", serveHealthz)
 	h.mux.HandleFunc("GET /readyz", h.serveReadyz)
+	h.handler = h.mux
+	if cfg.TracerProvider != nil {
+		h.tracer = cfg.TracerProvider.Tracer(tracerName)
+		h.handler = traceDeliveries(h.mux, cfg.TracerProvider)
+	}
 	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
 
 // The answers. Each failure class has one status, one outcome label and one error code, here.
 var (
@@ -205,11 +219,17 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.bodies.release(buf)
 		reason := webhook.Reason(err)
 		h.metrics.verificationFailures.WithLabelValues(src.Name, reason).Inc()
+		if h.tracer != nil {
+			trace.SpanFromContext(r.Context()).SetAttributes(telemetry.AttrReason.String(reason))
+		}
 		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", logValue(err.Error())))
 		return
 	}
 
-	ev := &natsbus.Event{Source: src.Name, Body: body, Traceparent: traceparent(r)}
+	ev := &natsbus.Event{Source: src.Name, Body: body}
+	if h.tracer == nil {
+		ev.Traceparent = traceparent(r) // with tracing on, the publish span's context travels instead
+	}
 	env, parseErr := src.ParseEnvelopeFunc(delivery.ID, body)
 	if errors.Is(parseErr, events.ErrInvalidID) {
 		// The payload names its event with an id that cannot serve as one: refused, with a reason.
@@ -238,12 +258,20 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			"source", src.Name, "event_id", ev.EventID, "error", logValue(parseErr.Error()))
 	}
 
-	ack, err := h.cfg.Publisher.Publish(r.Context(), ev)
+	var ack natsbus.PubAck
+	if h.tracer != nil {
+		ack, err = h.publishTraced(r.Context(), ev)
+	} else {
+		ack, err = h.cfg.Publisher.Publish(r.Context(), ev)
+	}
 	src.publishSeconds.Observe(h.cfg.NowFunc().Sub(start).Seconds())
 	if err != nil {
 		// The NATS client may still hold the body to retry the publish: leave it to the
 		// garbage collector rather than hand it to another request.
 		h.bodies.forget(buf)
+		if h.tracer != nil {
+			annotate(r.Context(), src.Name, ev, errUnavailable.outcome)
+		}
 		w.Header().Set("Retry-After", h.retryAfter)
 		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", logValue(err.Error())))
 		return
@@ -258,6 +286,13 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	} else {
 		src.accepted.Inc()
 		_, _ = w.Write(bodyAccepted)
+	}
+	if h.tracer != nil {
+		outcome := outcomeAccepted
+		if ack.Duplicate {
+			outcome = outcomeDuplicate
+		}
+		annotate(r.Context(), src.Name, ev, outcome)
 	}
 	if h.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
 		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", logValue(ev.SourceType),
@@ -315,6 +350,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, sourceName stri
 		label = "unknown" // never a label from an arbitrary URL
 	}
 	h.metrics.requests.WithLabelValues(label, ans.outcome).Inc()
+	if h.tracer != nil {
+		annotate(r.Context(), sourceName, nil, ans.outcome)
+	}
 	level := slog.LevelWarn
 	if ans.status >= 500 {
 		level = slog.LevelError

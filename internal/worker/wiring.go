@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/idpsync/idpsync/internal/app"
@@ -34,10 +35,11 @@ func OpenDatabase(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error
 	return store.Open(ctx, cfg.Database.URL, cfg.Database.Schema, cfg.Database.MaxConns)
 }
 
-// FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves.
-func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry) (*Worker, error) {
+// FromConfig builds the worker of cfg; its metrics go to reg, which its admin server serves, and
+// its spans to tp (nil: tracing off, see internal/telemetry).
+func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*Worker, error) {
 	w := cfg.Worker
-	idps, probes, err := ConnectIdPs(cfg, logger)
+	idps, probes, err := ConnectIdPs(cfg, logger, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +84,7 @@ func FromConfig(cfg *config.Config, pool *pgxpool.Pool, bus *natsbus.Bus, logger
 		ProtectMetrics:   cfg.Admin.ProtectMetrics,
 		Logger:           logger,
 		Registry:         reg,
+		TracerProvider:   tp,
 	})
 }
 
@@ -101,13 +104,14 @@ func Policies(cfg *config.Config) map[string]handlers.Policy {
 }
 
 // ConnectIdPs builds, through each source's provider, the management APIs of every source with
-// api settings, and their probes. It makes no call.
-func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, []Probe, error) {
+// api settings, and their probes. It makes no call. With tp, each HTTP request to an IdP is a span
+// (traceIdPCalls).
+func ConnectIdPs(cfg *config.Config, logger *slog.Logger, tp trace.TracerProvider) (handlers.IdPs, []Probe, error) {
 	idps := handlers.IdPs{Directories: map[string]provider.Directory{}, Sessions: map[string]provider.SessionRevoker{},
 		Agents: map[string]provider.AgentRevoker{}, Health: handlers.NewSourceHealth()}
 	var probes []Probe
 	for _, s := range cfg.Sources {
-		conn, err := ConnectSource(s, logger)
+		conn, err := ConnectSource(s, logger, tp)
 		if err != nil {
 			return idps, nil, err
 		}
@@ -130,13 +134,17 @@ func ConnectIdPs(cfg *config.Config, logger *slog.Logger) (handlers.IdPs, []Prob
 }
 
 // ConnectSource builds the management API of source s through its provider; nil when s has no
-// api settings. It makes no call.
-func ConnectSource(s config.Source, logger *slog.Logger) (*provider.Connection, error) {
+// api settings. It makes no call. With tp, each HTTP request to the IdP is a span.
+func ConnectSource(s config.Source, logger *slog.Logger, tp trace.TracerProvider) (*provider.Connection, error) {
 	p := s.Provider()
 	if !s.API.Configured() || p == nil || p.API == nil {
 		return nil, nil
 	}
-	conn, err := p.API.ConnectFunc(APISettings(s, logger))
+	settings := APISettings(s, logger)
+	if tp != nil {
+		settings.HTTPClient.Transport = traceIdPCalls(nil, tp, s.Name, string(s.Kind))
+	}
+	conn, err := p.API.ConnectFunc(settings)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", s.Name, err)
 	}

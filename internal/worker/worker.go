@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/trace"
 	"riverqueue.com/riverui"
 
 	"github.com/idpsync/idpsync/internal/admin"
@@ -89,6 +90,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the worker's metrics and is served at /metrics. Defaults to a new registry.
 	Registry *prometheus.Registry
+	// TracerProvider traces the intake (a span per delivery, continuing the receiver's trace) and
+	// the jobs (a span per job, continuing the trace of the webhook that enqueued it). Nil turns
+	// tracing off. The IdPs' clients are traced by their own http.Client (see ConnectIdPs).
+	TracerProvider trace.TracerProvider
 }
 
 // Job time limits: see river.Config's JobTimeout and RescueStuckJobsAfter.
@@ -195,6 +200,10 @@ func New(cfg Config) (*Worker, error) {
 			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
 			&river.PeriodicJobOpts{ID: "resync:" + r.Source + ":" + r.Entity.Plural()}))
 	}
+	middleware := []rivertype.Middleware{jm}
+	if cfg.TracerProvider != nil {
+		middleware = append(tracingMiddleware(cfg.TracerProvider), middleware...)
+	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
 		// The mirror and revocation queues fetch again 10 ms after a fetch (River's default is
 		// 100 ms, which caps a queue of short jobs at about ten fetches of MaxWorkers jobs a second
@@ -205,7 +214,7 @@ func New(cfg Config) (*Worker, error) {
 		Schema:       cfg.Schema,
 		Logger:       slog.New(quieter{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "river"),
 		ErrorHandler: &jobErrorLogger{logger: cfg.Logger},
-		Middleware:   []rivertype.Middleware{jm},
+		Middleware:   middleware,
 		// No job runs longer than a minute (resyncs work in slices), so a job still "running"
 		// after RescueStuckJobsAfter belongs to a worker that died: River's rescuer (every 30 s)
 		// hands it to a live worker, within about two minutes of the crash.
@@ -219,6 +228,7 @@ func New(cfg Config) (*Worker, error) {
 	in, err := intake.New(intake.Config{
 		Bus: cfg.Bus, Consumer: cfg.Consumer, Pool: cfg.Pool, Jobs: client, Mirror: mirror, KindOf: cfg.KindOf,
 		BatchSize: cfg.BatchSize, Logger: cfg.Logger.With("component", "intake"), Registerer: cfg.Registry,
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
