@@ -18,7 +18,7 @@ import (
 
 const (
 	rulesFile     = "idpsync.rules.yml"
-	ruleTestsFile = "idpsync.rules.test.yml"
+	ruleTestsGlob = "*.test.yml" // promtool's unit tests of rulesFile
 	dashboardFile = "idpsync-dashboard.json"
 )
 
@@ -278,18 +278,24 @@ type ruleTests struct {
 // an alert that does not exist).
 func TestEveryAlertIsTested(t *testing.T) {
 	rf := readRules(t)
-	var rt ruleTests
-	readYAML(t, ruleTestsFile, &rt)
-	if !slices.Equal(rt.RuleFiles, []string{rulesFile}) {
-		t.Errorf("%s tests %v; want [%s]", ruleTestsFile, rt.RuleFiles, rulesFile)
+	files, err := filepath.Glob(ruleTestsGlob)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no unit tests (%s): %v", ruleTestsGlob, err)
 	}
 	fires, quiet := map[string]int{}, map[string]int{}
-	for _, tg := range rt.Tests {
-		for _, at := range tg.AlertTests {
-			if len(at.ExpAlerts) > 0 {
-				fires[at.Alertname]++
-			} else {
-				quiet[at.Alertname]++
+	for _, f := range files {
+		var rt ruleTests
+		readYAML(t, f, &rt)
+		if !slices.Equal(rt.RuleFiles, []string{rulesFile}) {
+			t.Errorf("%s tests %v; want [%s]", f, rt.RuleFiles, rulesFile)
+		}
+		for _, tg := range rt.Tests {
+			for _, at := range tg.AlertTests {
+				if len(at.ExpAlerts) > 0 {
+					fires[at.Alertname]++
+				} else {
+					quiet[at.Alertname]++
+				}
 			}
 		}
 	}
@@ -308,14 +314,11 @@ func TestEveryAlertIsTested(t *testing.T) {
 			}
 		}
 	}
-	for name := range fires {
-		if !defined[name] {
-			t.Errorf("%s tests alert %s, which %s does not define", ruleTestsFile, name, rulesFile)
-		}
-	}
-	for name := range quiet {
-		if !defined[name] {
-			t.Errorf("%s tests alert %s, which %s does not define", ruleTestsFile, name, rulesFile)
+	for _, tested := range []map[string]int{fires, quiet} {
+		for name := range tested {
+			if !defined[name] {
+				t.Errorf("the unit tests test alert %s, which %s does not define", name, rulesFile)
+			}
 		}
 	}
 }
