@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # run builds cmd/dev and runs the binary: `go run` exits 1 when its program stops on a signal. In a
 # terminal (the shell is in the foreground process group: "+" in ps's stat), the shell runs dev as a
@@ -63,6 +63,23 @@ lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l cmd internal migrations); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+
+# promtool, built from the Go module proxy at the Prometheus version deploy/monitoring/go.mod
+# requires, without the service-discovery plugins it does not need here (remove_all_sd: half the
+# code to compile). Cached under .cache/, one directory per version.
+PROMETHEUS_VERSION := v0.316.0
+PROMTOOL           := .cache/promtool-$(PROMETHEUS_VERSION)/promtool
+MONITORING         := deploy/monitoring
+
+.PHONY: monitoring-check
+monitoring-check: $(PROMTOOL) ## check the Prometheus rules (promtool check, unit tests) and the Grafana dashboard's PromQL
+	$(PROMTOOL) check rules --lint=all --lint-fatal $(MONITORING)/idpsync.rules.yml
+	$(PROMTOOL) test rules $(MONITORING)/*.test.yml
+	@out=$$(gofmt -l $(MONITORING)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	cd $(MONITORING) && $(GO) vet ./... && PROMETHEUS_VERSION=$(PROMETHEUS_VERSION) $(GO) test -count=1 ./...
+
+$(PROMTOOL):
+	GOBIN=$(CURDIR)/$(@D) $(GO) install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 .PHONY: build
 build: ## build the binaries into bin/
