@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -114,7 +115,9 @@ func migrateFlags(*flag.FlagSet) func(ctx context.Context, e *cli.Env) error {
 			return err
 		}
 		defer pool.Close()
-		applied, err := store.Migrate(ctx, pool, db.Schema, e.Logger)
+		// What was applied goes to stdout, one line each; the log keeps only warnings and errors.
+		quiet := slog.New(slog.NewJSONHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		applied, err := store.Migrate(ctx, pool, db.Schema, quiet)
 		if err != nil {
 			return err
 		}
