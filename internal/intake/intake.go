@@ -35,6 +35,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/handlers"
+	"github.com/idpsync/idpsync/internal/logsafe"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/provider"
 	"github.com/idpsync/idpsync/internal/store"
@@ -470,7 +471,7 @@ func (in *Intake) settle(items []*item) {
 	for _, it := range items {
 		in.count(it)
 		if it.dead != nil {
-			if err := it.d.Term(truncate(it.dead.Reason, 200)); err != nil {
+			if err := it.d.Term(logsafe.Value(it.dead.Reason)); err != nil {
 				in.cfg.Logger.Warn("terminating a dead-lettered message", "stream_seq", it.d.StreamSeq, "error", err)
 			}
 			continue
@@ -486,8 +487,8 @@ func (in *Intake) count(it *item) {
 	in.endSpans([]*item{it}, it.outcome)
 	if it.dead != nil {
 		in.metrics.messages.WithLabelValues(it.dead.Source, string(DeadLettered)).Inc()
-		in.cfg.Logger.Warn("dead-lettered a delivery", "source", it.dead.Source, "event_id", it.dead.EventID,
-			"stream_seq", it.d.StreamSeq, "reason", it.dead.Reason)
+		in.cfg.Logger.Warn("dead-lettered a delivery", "source", logsafe.Value(it.dead.Source), "event_id", logsafe.Value(it.dead.EventID),
+			"stream_seq", it.d.StreamSeq, "reason", logsafe.Value(it.dead.Reason))
 		return
 	}
 	in.metrics.messages.WithLabelValues(it.event.Source, string(it.outcome)).Inc()
@@ -543,11 +544,4 @@ func backoff(delivered uint64) time.Duration {
 		delivered = 1
 	}
 	return time.Second << min(delivered-1, 6) // 64s at most
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idpsync/idpsync/internal/events"
+	"github.com/idpsync/idpsync/internal/logsafe"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/telemetry"
 	"github.com/idpsync/idpsync/internal/webhook"
@@ -222,7 +223,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		if h.tracer != nil {
 			trace.SpanFromContext(r.Context()).SetAttributes(telemetry.AttrReason.String(reason))
 		}
-		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", logValue(err.Error())))
+		h.reject(w, r, src.Name, verificationAnswer(err), slog.String("reason", reason), slog.String("detail", logsafe.Value(err.Error())))
 		return
 	}
 
@@ -234,7 +235,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(parseErr, events.ErrInvalidID) {
 		// The payload names its event with an id that cannot serve as one: refused, with a reason.
 		h.bodies.release(buf)
-		h.reject(w, r, src.Name, badEventID(false, parseErr), slog.String("reason", "invalid_event_id"), slog.String("detail", logValue(parseErr.Error())))
+		h.reject(w, r, src.Name, badEventID(false, parseErr), slog.String("reason", "invalid_event_id"), slog.String("detail", logsafe.Value(parseErr.Error())))
 		return
 	}
 	if parseErr != nil {
@@ -255,7 +256,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if parseErr != nil {
 		h.cfg.Logger.Warn("webhook verified but its payload cannot be read; it will be dead-lettered",
-			"source", src.Name, "event_id", ev.EventID, "error", logValue(parseErr.Error()))
+			"source", src.Name, "event_id", ev.EventID, "error", logsafe.Value(parseErr.Error()))
 	}
 
 	var ack natsbus.PubAck
@@ -273,7 +274,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			annotate(r.Context(), src.Name, ev, errUnavailable.outcome)
 		}
 		w.Header().Set("Retry-After", h.retryAfter)
-		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", logValue(err.Error())))
+		h.reject(w, r, src.Name, errUnavailable, slog.String("event_id", ev.EventID), slog.String("error", logsafe.Value(err.Error())))
 		return
 	}
 	h.bodies.release(buf)
@@ -295,7 +296,7 @@ func (h *Handler) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		annotate(r.Context(), src.Name, ev, outcome)
 	}
 	if h.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) {
-		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", logValue(ev.SourceType),
+		h.cfg.Logger.Debug("webhook accepted", "source", src.Name, "event_id", ev.EventID, "type", logsafe.Value(ev.SourceType),
 			"stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
 }
@@ -338,7 +339,7 @@ func verificationAnswer(err error) *answer {
 			if !ok {
 				return va.ans
 			}
-			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + logValue(detail)}
+			return &answer{va.ans.status, va.ans.outcome, va.ans.message + ": " + logsafe.Value(detail)}
 		}
 	}
 	return &answer{http.StatusUnauthorized, "unauthorized", "the delivery could not be verified"}
@@ -357,9 +358,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, sourceName stri
 	if ans.status >= 500 {
 		level = slog.LevelError
 	}
-	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", logValue(r.RemoteAddr)}
+	args := []any{"source", sourceName, "status", ans.status, "outcome", ans.outcome, "remote_addr", logsafe.Value(r.RemoteAddr)}
 	if sourceName == "" {
-		args = append(args, "path", logValue(r.URL.Path))
+		args = append(args, "path", logsafe.Value(r.URL.Path))
 	}
 	for _, a := range attrs {
 		args = append(args, a)

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/idpsync/idpsync/internal/logsafe"
 	"github.com/idpsync/idpsync/internal/natsbus"
 	"github.com/idpsync/idpsync/internal/telemetry"
 )
@@ -62,7 +63,7 @@ func eventType(ev *natsbus.Event) string {
 	if ev.Type != "" {
 		return string(ev.Type)
 	}
-	return logValue(ev.SourceType)
+	return logsafe.Value(ev.SourceType)
 }
 
 // publishTraced publishes ev under a producer span, child of the delivery's span, whose context
