@@ -34,7 +34,7 @@ type ssfStack struct {
 
 const ssfToken = "ssf-receiver-token-0123456789abcdef0123456789"
 
-func startSSFStack(t *testing.T, workerYAML string, opts ...stackOption) *ssfStack {
+func startSSFStack(t testing.TB, workerYAML string, opts ...stackOption) *ssfStack {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -65,7 +65,7 @@ func startSSFStack(t *testing.T, workerYAML string, opts ...stackOption) *ssfSta
 	// The receiver creates its push stream through the management API.
 	body, _ := json.Marshal(map[string]any{
 		"delivery":         map[string]any{"method": ssf.MethodPush, "endpoint_url": r.URL + "/events", "authorization_header": "Bearer rp-push-secret"},
-		"events_requested": []string{ssf.TypeAccountPurged, ssf.TypeSessionRevoked},
+		"events_requested": ssf.EventTypes,
 	})
 	req, _ := http.NewRequest(http.MethodPost, issuer+"/ssf/stream", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+ssfToken)
