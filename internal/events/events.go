@@ -122,12 +122,25 @@ type User struct {
 	Deleted bool
 	// Partial means the event named the user but did not carry its state (Zitadel's events carry
 	// changes): the worker reads the user from the IdP's management API before writing it.
-	Partial   bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	Version   Version
+	Partial bool
+	// Credentials is what the IdP says of the user's credentials; nil when its payloads do not
+	// say (only Clerk's do).
+	Credentials *Credentials
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     Version
 	// Raw is the IdP's own JSON for the user, kept verbatim in the mirror.
 	Raw json.RawMessage
+}
+
+// Credentials is what an IdP says of a user's credentials.
+type Credentials struct {
+	// Password is true when the user has a password.
+	Password bool
+	// PasswordChangedAt is when the password was last set; zero when the IdP does not say.
+	PasswordChangedAt time.Time
+	// TOTP is true when an authenticator app (TOTP) is enrolled.
+	TOTP bool
 }
 
 // Organization is a tenant, team or workspace at an IdP.

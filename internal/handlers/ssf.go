@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
+	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/ssf"
 	"github.com/idpsync/idpsync/internal/store"
 )
@@ -229,6 +230,8 @@ func (s *SSF) user(ctx context.Context, tx pgx.Tx, source, id, email string) (ss
 //	user banned or locked (was neither)      RISC account-disabled
 //	user neither banned nor locked (was)     RISC account-enabled
 //	user's primary email changed             RISC identifier-changed (subject: the old email)
+//	user's password set, changed or removed  CAEP credential-change (password: create, update, delete)
+//	user's authenticator app added, removed  CAEP credential-change (app: create, delete)
 //	membership's role changed                CAEP token-claims-change (claims org_id, org_role)
 func (s *SSF) React(ctx context.Context, tx pgx.Tx, jobs JobInserter, c Change) error {
 	evs, err := s.changeEvents(ctx, tx, c)
@@ -277,6 +280,11 @@ func (s *SSF) changeEvents(ctx context.Context, tx pgx.Tx, c Change) ([]ssf.Even
 		if r.Existed && r.WasPrimaryEmail != "" && u.PrimaryEmail != "" && !strings.EqualFold(r.WasPrimaryEmail, u.PrimaryEmail) {
 			evs = append(evs, ssf.IdentifierChanged(user, r.WasPrimaryEmail, u.PrimaryEmail))
 		}
+		if r.Existed && !r.WasDeleted {
+			for _, cc := range credentialChanges(r.WasCredentials, u.Credentials) {
+				evs = append(evs, ssf.CredentialChange(user, cc.credential, cc.change, at, "", cc.reason))
+			}
+		}
 		return evs, nil
 	case c.Event.Membership != nil:
 		m := c.Event.Membership
@@ -291,6 +299,34 @@ func (s *SSF) changeEvents(ctx context.Context, tx pgx.Tx, c Change) ([]ssf.Even
 		return []ssf.Event{ssf.TokenClaimsChange(user, map[string]any{"org_id": m.OrganizationID, "org_role": m.Role}, at, "", reason)}, nil
 	}
 	return nil, nil
+}
+
+// credentialChange is one CAEP credential-change: the credential_type, the change_type and an
+// administrative reason.
+type credentialChange struct{ credential, change, reason string }
+
+// credentialChanges compares a user's credentials before and after a change, both as the IdP
+// said them (nil: it said nothing, so nothing is known to have changed).
+func credentialChanges(was, now *events.Credentials) []credentialChange {
+	if was == nil || now == nil {
+		return nil
+	}
+	var out []credentialChange
+	switch {
+	case !was.Password && now.Password:
+		out = append(out, credentialChange{"password", "create", "password set"})
+	case was.Password && !now.Password:
+		out = append(out, credentialChange{"password", "delete", "password removed"})
+	case now.Password && now.PasswordChangedAt.After(was.PasswordChangedAt):
+		out = append(out, credentialChange{"password", "update", "password changed"})
+	}
+	switch {
+	case !was.TOTP && now.TOTP:
+		out = append(out, credentialChange{"app", "create", "authenticator app enrolled"})
+	case was.TOTP && !now.TOTP:
+		out = append(out, credentialChange{"app", "delete", "authenticator app removed"})
+	}
+	return out
 }
 
 // SessionRevoked emits CAEP session-revoked for a session that idpsync's revocation policy

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1008,5 +1009,69 @@ func TestSSFPrune(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the prune: %d SETs on the push stream, %d on the poll stream; want %v", a, b, want)
 		}
+	}
+}
+
+// TestSSFCredentialChange: what an IdP says of a user's credentials (Clerk's password_enabled,
+// password_last_updated_at, totp_enabled) becomes CAEP credential-change events, through the
+// one-row and the set-based mirror writes alike; a payload that says nothing changes nothing.
+func TestSSFCredentialChange(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	r := h.receiver()
+	h.pushStream(r, ssf.TypeCredentialChange)
+	t1, t2 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	steps := []*events.Credentials{
+		{},                                      // created: nothing
+		{Password: true, PasswordChangedAt: t1}, // password create
+		{Password: true, PasswordChangedAt: t1}, // the same: nothing
+		{Password: true, PasswordChangedAt: t2}, // password update
+		{Password: true, PasswordChangedAt: t2, TOTP: true}, // app create
+		nil,                            // says nothing: nothing
+		{Password: false, TOTP: false}, // password delete, app delete
+	}
+	want := []string{"password create", "password update", "app create", "password delete", "app delete"}
+	for _, batch := range []bool{false, true} {
+		user := fmt.Sprintf("user_cred_%v", batch)
+		for i, c := range steps {
+			u := events.User{ID: user, PrimaryEmail: user + "@example.com", FirstName: fmt.Sprint(i), Credentials: c, Version: int64(i + 1), Raw: []byte(`{}`)}
+			h.emit(func(ctx context.Context, tx pgx.Tx) error {
+				var res store.Change
+				if batch {
+					rs, err := store.ApplyBatch(ctx, tx, []store.Write{{Source: "clerk", Event: events.Event{User: &u}}})
+					if err != nil {
+						return err
+					}
+					res = rs[0]
+				} else {
+					var err error
+					if res, err = store.ApplyUser(ctx, tx, "clerk", &u, store.ApplyOptions{}); err != nil {
+						return err
+					}
+				}
+				if !res.Applied {
+					return fmt.Errorf("step %d not applied", i)
+				}
+				return h.ssf.React(ctx, tx, nil, handlers.Change{Source: "clerk", Event: events.Event{User: &u}, Result: res, ReceivedAt: time.Now()})
+			})
+		}
+		got := r.WaitAccepted(t, len(want)*(map[bool]int{false: 1, true: 2}[batch]), 5*time.Second)
+		var seen []string
+		for _, g := range got {
+			sub := g.Claims["sub_id"].(map[string]any)
+			if sub["sub"] != user {
+				continue
+			}
+			body := g.Claims["events"].(map[string]any)[ssf.TypeCredentialChange].(map[string]any)
+			seen = append(seen, fmt.Sprint(body["credential_type"], " ", body["change_type"]))
+		}
+		slices.Sort(seen) // pushes arrive in any order
+		if w := slices.Sorted(slices.Values(want)); !slices.Equal(seen, w) {
+			t.Errorf("batch %v: credential changes %v, want %v", batch, seen, w)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(r.Accepted()); n != 2*len(want) {
+		t.Errorf("%d SETs, want %d", n, 2*len(want))
 	}
 }

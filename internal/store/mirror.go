@@ -41,6 +41,30 @@ type Change struct {
 	WasPrimaryEmail string
 	// WasRole is the membership's role before ("" when it had none).
 	WasRole string
+	// WasCredentials is the user's credentials before; nil when the row said nothing of them.
+	WasCredentials *events.Credentials
+}
+
+// wasCredentials builds Change.WasCredentials from a row's previous columns.
+func wasCredentials(password *bool, changedAt *time.Time, totp *bool) *events.Credentials {
+	if password == nil {
+		return nil
+	}
+	c := &events.Credentials{Password: *password, TOTP: totp != nil && *totp}
+	if changedAt != nil {
+		c.PasswordChangedAt = changedAt.UTC()
+	}
+	return c
+}
+
+// credentialColumns returns the password_set, password_changed_at and totp_enabled values of c:
+// NULLs when the IdP said nothing of them, which keep what the row knew.
+func credentialColumns(c *events.Credentials) (*bool, *time.Time, *bool) {
+	if c == nil {
+		return nil, nil, nil
+	}
+	password, totp := c.Password, c.TOTP
+	return &password, nullTime(c.PasswordChangedAt), &totp
 }
 
 // ApplyOptions qualify one mirror write.
@@ -167,7 +191,8 @@ func cascade(column string) string {
 }
 
 func userStatement(source string, u *events.User, opts ApplyOptions) statement {
-	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted, primary_email FROM users WHERE source = $1 AND id = $2)`
+	const prev = `prev AS (SELECT banned, locked, deleted_at IS NOT NULL AS deleted, primary_email, password_set, password_changed_at,
+		totp_enabled FROM users WHERE source = $1 AND id = $2)`
 	st := statement{what: "user " + u.ID}
 	if u.Deleted {
 		st.sql = `WITH ` + prev + `, up AS (
@@ -181,27 +206,38 @@ func userStatement(source string, u *events.User, opts ApplyOptions) statement {
 	} else {
 		st.sql = `WITH ` + prev + `, up AS (
 			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name,
-			                        image_url, banned, locked, created_at, updated_at, raw, source_version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			                        image_url, banned, locked, created_at, updated_at, raw, source_version,
+			                        password_set, password_changed_at, totp_enabled)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 			ON CONFLICT (source, id) DO UPDATE
 			SET external_id = excluded.external_id, primary_email = excluded.primary_email, emails = excluded.emails,
 			    username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
 			    image_url = excluded.image_url, banned = excluded.banned, locked = excluded.locked,
 			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
-			    source_version = excluded.source_version, synced_at = now()
+			    source_version = excluded.source_version, password_set = coalesce(excluded.password_set, u.password_set),
+			    password_changed_at = CASE WHEN excluded.password_set IS NULL THEN u.password_changed_at ELSE excluded.password_changed_at END,
+			    totp_enabled = coalesce(excluded.totp_enabled, u.totp_enabled), synced_at = now()
 			WHERE u.deleted_at IS NULL AND ` + versionGuard("u", opts.Reapply) + `
 			RETURNING 1)`
+		password, changedAt, totp := credentialColumns(u.Credentials)
 		st.args = []any{source, u.ID, nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), orEmpty(u.Emails),
 			nullIfEmpty(u.Username), nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL),
-			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), rawJSON(u.Raw), u.Version}
+			u.Banned, u.Locked, nullTime(u.CreatedAt), nullTime(u.UpdatedAt), rawJSON(u.Raw), u.Version, password, changedAt, totp}
 	}
 	st.sql += `
 		SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM prev),
 		       coalesce((SELECT banned FROM prev), false), coalesce((SELECT locked FROM prev), false),
-		       coalesce((SELECT deleted FROM prev), false), coalesce((SELECT primary_email FROM prev), '')`
+		       coalesce((SELECT deleted FROM prev), false), coalesce((SELECT primary_email FROM prev), ''),
+		       (SELECT password_set FROM prev), (SELECT password_changed_at FROM prev), (SELECT totp_enabled FROM prev)`
 	st.scan = func(row pgx.Row) (Change, error) {
-		var c Change
-		err := row.Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted, &c.WasPrimaryEmail)
+		var (
+			c                 Change
+			password, totp    *bool
+			passwordChangedAt *time.Time
+		)
+		err := row.Scan(&c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasDeleted, &c.WasPrimaryEmail,
+			&password, &passwordChangedAt, &totp)
+		c.WasCredentials = wasCredentials(password, passwordChangedAt, totp)
 		return c, err
 	}
 	return st

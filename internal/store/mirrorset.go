@@ -44,13 +44,16 @@ func ApplyBatch(ctx context.Context, db DBTX, writes []Write) ([]Change, error) 
 			b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var (
-						ord int32
-						c   Change
+						ord               int32
+						c                 Change
+						password, totp    *bool
+						passwordChangedAt *time.Time
 					)
 					if err := rows.Scan(&ord, &c.Applied, &c.Existed, &c.WasBanned, &c.WasLocked, &c.WasSuspended, &c.WasDeleted,
-						&c.WasPrimaryEmail, &c.WasRole); err != nil {
+						&c.WasPrimaryEmail, &c.WasRole, &password, &passwordChangedAt, &totp); err != nil {
 						return err
 					}
+					c.WasCredentials = wasCredentials(password, passwordChangedAt, totp)
 					changes[ord] = c
 				}
 				if err := rows.Err(); err != nil {
@@ -164,7 +167,8 @@ func jsonArray(ss []string) []byte {
 }
 
 // statement returns the set-based statement of s. Its rows are (ord, applied, existed,
-// was_banned, was_locked, was_suspended, was_deleted, was_primary_email, was_role), one per write.
+// was_banned, was_locked, was_suspended, was_deleted, was_primary_email, was_role,
+// was_password_set, was_password_changed_at, was_totp_enabled), one per write.
 func (s set) statement(writes []Write) (string, []any) {
 	n := len(s.ords)
 	ord := make([]int32, n)
@@ -191,36 +195,43 @@ func (s set) statement(writes []Write) (string, []any) {
 		externalID, email, username, first, last, image := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 		emails := make([][]byte, n)
 		banned, locked := make([]bool, n), make([]bool, n)
+		password, totp, changedAt := make([]*bool, n), make([]*bool, n), make([]*time.Time, n)
 		for k, i := range s.ords {
 			u := writes[i].Event.User
 			externalID[k], email[k], username[k] = nullIfEmpty(u.ExternalID), nullIfEmpty(u.PrimaryEmail), nullIfEmpty(u.Username)
 			first[k], last[k], image[k], emails[k] = nullIfEmpty(u.FirstName), nullIfEmpty(u.LastName), nullIfEmpty(u.ImageURL), jsonArray(u.Emails)
 			banned[k], locked[k] = u.Banned, u.Locked
+			password[k], changedAt[k], totp[k] = credentialColumns(u.Credentials)
 		}
 		return `WITH input AS (
 			SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[],
-			                     $10::text[], $11::bool[], $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::bigint[])
+			                     $10::text[], $11::bool[], $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::jsonb[], $16::bigint[],
+			                     $17::bool[], $18::timestamptz[], $19::bool[])
 			AS t(ord, source, id, external_id, primary_email, emails, username, first_name, last_name, image_url, banned, locked,
-			     created_at, updated_at, raw, source_version)),
-		prev AS (SELECT u.source, u.id, u.banned, u.locked, u.deleted_at IS NOT NULL AS deleted, u.primary_email FROM users u
-			JOIN input i USING (source, id)),
+			     created_at, updated_at, raw, source_version, password_set, password_changed_at, totp_enabled)),
+		prev AS (SELECT u.source, u.id, u.banned, u.locked, u.deleted_at IS NOT NULL AS deleted, u.primary_email,
+			u.password_set, u.password_changed_at, u.totp_enabled FROM users u JOIN input i USING (source, id)),
 		up AS (
 			INSERT INTO users AS u (source, id, external_id, primary_email, emails, username, first_name, last_name, image_url, banned, locked,
-			                        created_at, updated_at, raw, source_version)
+			                        created_at, updated_at, raw, source_version, password_set, password_changed_at, totp_enabled)
 			SELECT source, id, external_id, primary_email, ARRAY(SELECT jsonb_array_elements_text(emails)), username, first_name, last_name,
-			       image_url, banned, locked, created_at, updated_at, raw, source_version FROM input
+			       image_url, banned, locked, created_at, updated_at, raw, source_version, password_set, password_changed_at, totp_enabled
+			FROM input
 			ON CONFLICT (source, id) DO UPDATE
 			SET external_id = excluded.external_id, primary_email = excluded.primary_email, emails = excluded.emails,
 			    username = excluded.username, first_name = excluded.first_name, last_name = excluded.last_name,
 			    image_url = excluded.image_url, banned = excluded.banned, locked = excluded.locked,
 			    created_at = excluded.created_at, updated_at = excluded.updated_at, raw = excluded.raw,
-			    source_version = excluded.source_version, synced_at = now()
+			    source_version = excluded.source_version, password_set = coalesce(excluded.password_set, u.password_set),
+			    password_changed_at = CASE WHEN excluded.password_set IS NULL THEN u.password_changed_at ELSE excluded.password_changed_at END,
+			    totp_enabled = coalesce(excluded.totp_enabled, u.totp_enabled), synced_at = now()
 			WHERE u.deleted_at IS NULL AND ` + versionGuard("u", s.reapply) + `
 			RETURNING u.source, u.id)
 		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, coalesce(p.banned, false), coalesce(p.locked, false), false, coalesce(p.deleted, false),
-		       coalesce(p.primary_email, ''), ''
+		       coalesce(p.primary_email, ''), '', p.password_set, p.password_changed_at, p.totp_enabled
 		FROM input i LEFT JOIN up ON up.source = i.source AND up.id = i.id LEFT JOIN prev p ON p.source = i.source AND p.id = i.id`,
-			[]any{ord, source, id, externalID, email, emails, username, first, last, image, banned, locked, created, updated, raw, version}
+			[]any{ord, source, id, externalID, email, emails, username, first, last, image, banned, locked, created, updated, raw, version,
+				password, changedAt, totp}
 	case "organizations":
 		name, slug, image := make([]*string, n), make([]*string, n), make([]*string, n)
 		suspended := make([]bool, n)
@@ -242,7 +253,8 @@ func (s set) statement(writes []Write) (string, []any) {
 			    source_version = excluded.source_version, synced_at = now()
 			WHERE o.deleted_at IS NULL AND ` + versionGuard("o", s.reapply) + `
 			RETURNING o.source, o.id)
-		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, false, false, coalesce(p.suspended, false), coalesce(p.deleted, false), '', ''
+		SELECT i.ord, up.id IS NOT NULL, p.id IS NOT NULL, false, false, coalesce(p.suspended, false), coalesce(p.deleted, false), '', '',
+		       NULL::boolean, NULL::timestamptz, NULL::boolean
 		FROM input i LEFT JOIN up ON up.source = i.source AND up.id = i.id LEFT JOIN prev p ON p.source = i.source AND p.id = i.id`,
 			[]any{ord, source, id, name, slug, image, suspended, created, updated, raw, version}
 	}
@@ -276,7 +288,8 @@ func (s set) statement(writes []Write) (string, []any) {
 		WHERE CASE WHEN excluded.deleted_at IS NOT NULL THEN m.source_version <= excluded.source_version
 		           ELSE ` + versionGuard("m", s.reapply) + ` OR ` + anotherMembership("m") + ` END
 		RETURNING m.source, m.organization_id, m.user_id)
-	SELECT i.ord, up.user_id IS NOT NULL, p.user_id IS NOT NULL, false, false, false, coalesce(p.deleted, false), '', coalesce(p.role, '')
+	SELECT i.ord, up.user_id IS NOT NULL, p.user_id IS NOT NULL, false, false, false, coalesce(p.deleted, false), '', coalesce(p.role, ''),
+	       NULL::boolean, NULL::timestamptz, NULL::boolean
 	FROM input i
 	LEFT JOIN up ON up.source = i.source AND up.organization_id = i.organization_id AND up.user_id = i.user_id
 	LEFT JOIN prev p ON p.source = i.source AND p.organization_id = i.organization_id AND p.user_id = i.user_id`,

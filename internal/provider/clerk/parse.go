@@ -208,6 +208,10 @@ type clerkUser struct {
 	Locked    bool   `json:"locked"`
 	CreatedAt int64  `json:"created_at"`
 	UpdatedAt int64  `json:"updated_at"`
+	// The credentials' state; a payload without password_enabled says nothing of them.
+	PasswordEnabled       *bool  `json:"password_enabled"`
+	PasswordLastUpdatedAt *int64 `json:"password_last_updated_at"`
+	TOTPEnabled           bool   `json:"totp_enabled"`
 }
 
 // ParseUser maps a Clerk User object, as found in webhooks and returned by the Backend API,
@@ -233,6 +237,12 @@ func ParseUser(data []byte) (*events.User, error) {
 		UpdatedAt:  unixMilli(cu.UpdatedAt),
 		Version:    cu.UpdatedAt,
 		Raw:        json.RawMessage(data),
+	}
+	if cu.PasswordEnabled != nil {
+		u.Credentials = &events.Credentials{Password: *cu.PasswordEnabled, TOTP: cu.TOTPEnabled}
+		if cu.PasswordLastUpdatedAt != nil {
+			u.Credentials.PasswordChangedAt = unixMilli(*cu.PasswordLastUpdatedAt)
+		}
 	}
 	for _, e := range cu.EmailAddresses {
 		if e.EmailAddress == "" {

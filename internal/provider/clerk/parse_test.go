@@ -142,6 +142,26 @@ func TestParseClerkMillisecondTimestampAndPrimaryEmail(t *testing.T) {
 	}
 }
 
+// A user's credentials are read when the payload says them, and left unknown when it does not.
+func TestParseClerkCredentials(t *testing.T) {
+	t.Parallel()
+	u, err := clerk.ParseUser([]byte(`{"id":"user_1","updated_at":2,"password_enabled":true,"password_last_updated_at":1716883200000,"totp_enabled":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := events.Credentials{Password: true, PasswordChangedAt: time.UnixMilli(1716883200000).UTC(), TOTP: true}
+	if u.Credentials == nil || *u.Credentials != want {
+		t.Errorf("credentials = %+v, want %+v", u.Credentials, want)
+	}
+	if u, err := clerk.ParseUser([]byte(`{"id":"user_1","updated_at":2,"password_enabled":false,"password_last_updated_at":null}`)); err != nil ||
+		u.Credentials == nil || *u.Credentials != (events.Credentials{}) {
+		t.Errorf("no password: %+v %v", u.Credentials, err)
+	}
+	if u, err := clerk.ParseUser([]byte(`{"id":"user_1","updated_at":2}`)); err != nil || u.Credentials != nil {
+		t.Errorf("a payload without them: %+v %v", u.Credentials, err)
+	}
+}
+
 func TestParseClerkMalformed(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ id, body string }{
