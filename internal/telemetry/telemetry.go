@@ -3,7 +3,8 @@
 // traceparent of a NATS message and of a River job's metadata.
 //
 // Tracing is off unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Off, Setup builds nothing: TracerProvider is nil, and the
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or OTEL_TRACES_EXPORTER=console writes the spans to stdout
+// (one JSON object per span, to look at a trace without a collector). Off, Setup builds nothing: TracerProvider is nil, and the
 // components given a nil provider create no span at all, so tracing costs nothing on their hot
 // paths. On, spans are batched and exported over OTLP (http/protobuf by default, grpc when
 // OTEL_EXPORTER_OTLP_PROTOCOL says so); the exporter, the batcher, the sampler and the resource
@@ -17,12 +18,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -44,6 +47,7 @@ type Tracing struct {
 // is on and how spans leave are read with getenv:
 //
 //   - OTEL_SDK_DISABLED=true, or OTEL_TRACES_EXPORTER=none: off;
+//   - OTEL_TRACES_EXPORTER=console: on, the spans written to stdout as JSON;
 //   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT: on when either is set, off
 //     otherwise;
 //   - OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (the
@@ -60,19 +64,29 @@ func Setup(ctx context.Context, service string, getenv func(string) string, logg
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
 		return t, nil
 	}
+	var (
+		exporter sdktrace.SpanExporter
+		err      error
+		how      string
+	)
 	switch exp := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))); exp {
 	case "", "otlp":
+		if getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+			return t, nil
+		}
+		if exporter, err = newExporter(ctx, getenv); err != nil {
+			return nil, err
+		}
+		how = "otlp " + protocol(getenv)
+	case "console":
+		if exporter, err = stdouttrace.New(stdouttrace.WithWriter(os.Stdout)); err != nil {
+			return nil, fmt.Errorf("console trace exporter: %w", err)
+		}
+		how = "console (stdout)"
 	case "none":
 		return t, nil
 	default:
-		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%s is not supported: set it to otlp (the default) or none", exp)
-	}
-	if getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
-		return t, nil
-	}
-	exporter, err := newExporter(ctx, getenv)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%s is not supported: set it to otlp (the default), console or none", exp)
 	}
 	res, err := resource.New(ctx,
 		resource.WithTelemetrySDK(),
@@ -89,7 +103,7 @@ func Setup(ctx context.Context, service string, getenv func(string) string, logg
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("tracing: the opentelemetry sdk reported an error", "error", err)
 	}))
-	logger.Info("tracing on", "service", service, "protocol", protocol(getenv))
+	logger.Info("tracing on", "service", service, "exporter", how)
 	return t, nil
 }
 

@@ -58,7 +58,7 @@ func TestUnsupportedSettingsAreRefusedWithTheFix(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER=zipkin is not supported: set it to otlp"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER=zipkin is not supported: set it to otlp (the default), console or none"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported for traces"},
 	} {
 		_, err := telemetry.Setup(t.Context(), "idpsync-test", env(tc.vars), nil)
@@ -171,5 +171,31 @@ func TestTraceparentRoundTrips(t *testing.T) {
 	}
 	if md, _ := telemetry.WithJobTraceparent(telemetry.JobMetadata(sc), other); telemetry.JobTraceparent(md) != tp {
 		t.Fatalf("a job's own traceparent was replaced: %s", md)
+	}
+}
+
+// OTEL_TRACES_EXPORTER=console writes each span to stdout as JSON, to see a trace without a
+// collector. (Not parallel: it swaps os.Stdout.)
+func TestConsoleExporterWritesSpansToStdout(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	tr, err := telemetry.Setup(context.Background(), "idpsync-test", env(map[string]string{"OTEL_TRACES_EXPORTER": "console"}), nil)
+	os.Stdout = stdout
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("test").Start(context.Background(), "POST /webhooks/{source}")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	out, _ := io.ReadAll(r)
+	if !strings.Contains(string(out), `"Name":"POST /webhooks/{source}"`) || !strings.Contains(string(out), "idpsync-test") {
+		t.Fatalf("stdout: %s", out)
 	}
 }
