@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.opentelemetry.io/otel/trace"
@@ -50,6 +51,7 @@ type stack struct {
 	logger *slog.Logger
 
 	worker     *worker.Worker
+	registry   *prometheus.Registry // the running worker's metrics
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
 	// tracing receives the spans of the receiver and the worker; nil: tracing off.
@@ -151,7 +153,8 @@ func startStack(t testing.TB, opts ...stackOption) *stack {
 // startWorker starts a worker process, as a (re)started deployment would.
 func (s *stack) startWorker() {
 	s.t.Helper()
-	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, app.NewRegistry(), s.tracing)
+	reg := app.NewRegistry()
+	w, err := worker.FromConfig(s.cfg, s.pool, s.bus, s.logger, reg, s.tracing)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -159,7 +162,7 @@ func (s *stack) startWorker() {
 		s.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.worker, s.stopWorker, s.workerDone = w, cancel, make(chan struct{})
+	s.worker, s.registry, s.stopWorker, s.workerDone = w, reg, cancel, make(chan struct{})
 	done := s.workerDone
 	go func() {
 		defer close(done)
