@@ -3,7 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/idpsync/idpsync/internal/events"
 )
 
 // EventFilter selects events of the log for a replay. Zero fields do not filter.
@@ -20,28 +24,101 @@ type EventFilter struct {
 	Limit   int
 }
 
+// mirroredTypes is the SQL list of the canonical types of mirrored entities, the events a log
+// replay reads. Written out as constants, so that the planner estimates them from the column's
+// statistics.
+var mirroredTypes = func() string {
+	var b strings.Builder
+	for i, t := range []events.Type{events.UserCreated, events.UserUpdated, events.UserDeleted,
+		events.OrganizationCreated, events.OrganizationUpdated, events.OrganizationDeleted,
+		events.MembershipCreated, events.MembershipUpdated, events.MembershipDeleted} {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("'" + string(t) + "'")
+	}
+	return b.String()
+}()
+
 // ListEvents returns the mirror events (users, organizations, memberships) matching f, in log
 // order, with their verbatim payloads.
+//
+// A replay pages through the whole log, so each page must cost the same however long the log is.
+// Filters that name events (EntityID, EventIDs) find them through an index. Otherwise the log is
+// read in windows of Limit ids, each a range of the primary key filtered afterwards: whatever
+// the planner estimates of the other filters (a fresh table has no statistics), it cannot read
+// every event after AfterID and sort them for each page, which made a replay of the whole log
+// take time quadratic in its length.
 func ListEvents(ctx context.Context, db DBTX, f EventFilter) ([]RecordedEvent, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
+	if f.Limit <= 0 {
+		f.Limit = 1000
 	}
+	if f.EntityID != "" || len(f.EventIDs) > 0 {
+		return listEvents(ctx, db, f, 0)
+	}
+	var last int64
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM events`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
+	}
+	var out []RecordedEvent
+	for f.AfterID < last && len(out) < f.Limit {
+		upTo := min(f.AfterID+int64(f.Limit), last)
+		page, err := listEvents(ctx, db, EventFilter{Source: f.Source, Since: f.Since, Until: f.Until, Types: f.Types,
+			Statuses: f.Statuses, AfterID: f.AfterID, Limit: f.Limit - len(out)}, upTo)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		f.AfterID = upTo
+	}
+	return out, nil
+}
+
+// listEvents runs one statement of ListEvents: the events matching f after f.AfterID, and up to id
+// upTo when it is not 0 (then read as a range of the primary key first). The statement holds only
+// the conditions f sets.
+func listEvents(ctx context.Context, db DBTX, f EventFilter, upTo int64) ([]RecordedEvent, error) {
+	var (
+		from  = "events"
+		where = []string{"type IN (" + mirroredTypes + ")"}
+		args  = []any{f.AfterID}
+	)
+	and := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$n", "$"+strconv.Itoa(len(args))))
+	}
+	if upTo > 0 {
+		args = append(args, upTo)
+		from = "(SELECT * FROM events WHERE id > $1 AND id <= $2 OFFSET 0) AS events"
+	} else {
+		where = append(where, "id > $1")
+	}
+	if f.Source != "" {
+		and("source = $n", f.Source)
+	}
+	if !f.Since.IsZero() {
+		and("received_at >= $n", f.Since)
+	}
+	if !f.Until.IsZero() {
+		and("received_at < $n", f.Until)
+	}
+	if len(f.Types) > 0 {
+		and("type = ANY($n)", f.Types)
+	}
+	if f.EntityID != "" {
+		and("entity_id = $n", f.EntityID)
+	}
+	if len(f.Statuses) > 0 {
+		and("status = ANY($n)", f.Statuses)
+	}
+	if len(f.EventIDs) > 0 {
+		and("event_id = ANY($n)", f.EventIDs)
+	}
+	args = append(args, f.Limit)
 	rows, err := db.Query(ctx, `
 		SELECT id, source, event_id, kind, type, source_type, occurred_at, received_at, coalesce(payload_raw, payload::text::bytea), status
-		FROM events
-		WHERE id > $1
-		  AND split_part(type, '.', 1) IN ('user', 'organization', 'membership')
-		  AND ($2 = '' OR source = $2)
-		  AND ($3::timestamptz IS NULL OR received_at >= $3)
-		  AND ($4::timestamptz IS NULL OR received_at < $4)
-		  AND (cardinality($5::text[]) = 0 OR type = ANY($5))
-		  AND ($6 = '' OR entity_id = $6)
-		  AND (cardinality($7::text[]) = 0 OR status = ANY($7))
-		  AND (cardinality($8::text[]) = 0 OR event_id = ANY($8))
-		ORDER BY id
-		LIMIT $9`,
-		f.AfterID, f.Source, nullTime(f.Since), nullTime(f.Until), orEmpty(f.Types), f.EntityID, orEmpty(f.Statuses), orEmpty(f.EventIDs), limit)
+		FROM `+from+` WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY id LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
