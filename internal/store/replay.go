@@ -135,11 +135,13 @@ func listEvents(ctx context.Context, db DBTX, f EventFilter, upTo int64) ([]Reco
 }
 
 // SetEventStatuses records the outcome of applying events again: status[i] of ids[i]; a pending
-// event is not processed yet.
+// event is not processed yet. Only the events whose status changes are written (processed_at
+// is when an event reached its status): a replay that finds what was recorded, the common case,
+// does not rewrite every row of the log it reads.
 func SetEventStatuses(ctx context.Context, db DBTX, ids []int64, statuses []string) error {
 	_, err := db.Exec(ctx, `
 		UPDATE events e SET status = s.status, processed_at = CASE WHEN s.status = 'pending' THEN NULL ELSE now() END
-		FROM unnest($1::bigint[], $2::text[]) AS s(id, status) WHERE e.id = s.id`, ids, statuses)
+		FROM unnest($1::bigint[], $2::text[]) AS s(id, status) WHERE e.id = s.id AND e.status <> s.status`, ids, statuses)
 	if err != nil {
 		return fmt.Errorf("setting event statuses: %w", err)
 	}
