@@ -64,22 +64,40 @@ func (c *Counts) add(outcomes []intake.Outcome) {
 // in one transaction (the mirror writes, the events' statuses, the hooks' reactions); an event
 // whose entity must be read from the IdP gets an apply job instead. With dryRun it only counts
 // them. progress, when not nil, is called after each page.
+//
+// The next page is read and parsed while the current one is written, on another connection.
 func Log(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs handlers.JobInserter, f store.EventFilter, dryRun bool,
 	progress func(Counts)) (Counts, error) {
-	var c Counts
-	f.Limit = 500
-	for {
-		recs, err := store.ListEvents(ctx, pool, f)
-		if err != nil {
-			return c, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan logPage, 1)
+	go func() {
+		defer close(pages)
+		f.Limit = 500
+		for {
+			p := readPage(ctx, pool, f, !dryRun)
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil || len(p.recs) == 0 {
+				return
+			}
+			f.AfterID = p.recs[len(p.recs)-1].ID
 		}
-		if len(recs) == 0 {
+	}()
+	var c Counts
+	for p := range pages {
+		if p.err != nil {
+			return c, p.err
+		}
+		if len(p.recs) == 0 {
 			return c, nil
 		}
-		c.Read += len(recs)
-		f.AfterID = recs[len(recs)-1].ID
+		c.Read += len(p.recs)
 		if !dryRun {
-			page, err := applyPage(ctx, pool, mirror, jobs, recs)
+			page, err := applyPage(ctx, pool, mirror, jobs, p)
 			if err != nil {
 				return c, err
 			}
@@ -89,26 +107,46 @@ func Log(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs 
 			progress(c)
 		}
 	}
+	return c, ctx.Err()
+}
+
+// logPage is a page of the log read for a replay, with the events parsed; err ends the replay.
+type logPage struct {
+	recs   []store.RecordedEvent
+	parsed []events.Event
+	err    error
+}
+
+// readPage reads the page of f and, with parse, parses its events.
+func readPage(ctx context.Context, pool *pgxpool.Pool, f store.EventFilter, parse bool) logPage {
+	recs, err := store.ListEvents(ctx, pool, f)
+	if err != nil || !parse {
+		return logPage{recs: recs, err: err}
+	}
+	parsed := make([]events.Event, len(recs))
+	for i, r := range recs {
+		ev, err := provider.Parse(r.Kind, r.EventID, r.Payload)
+		if err != nil {
+			return logPage{err: fmt.Errorf("event %d (%s %s) no longer parses; fix the parser or the configuration first: %w", r.ID, r.Source, r.EventID, err)}
+		}
+		parsed[i] = ev
+	}
+	return logPage{recs: recs, parsed: parsed}
 }
 
 // applyPage re-applies one page of recorded events in one transaction.
-func applyPage(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs handlers.JobInserter, recs []store.RecordedEvent) (Counts, error) {
+func applyPage(ctx context.Context, pool *pgxpool.Pool, mirror *handlers.Mirror, jobs handlers.JobInserter, p logPage) (Counts, error) {
 	var c Counts
+	recs, parsed := p.recs, p.parsed
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		c = Counts{}
-		parsed := make([]events.Event, len(recs))
 		var (
 			writes []store.Write
 			wrote  []int
 			params []river.InsertManyParams
 		)
 		for i, r := range recs {
-			ev, err := provider.Parse(r.Kind, r.EventID, r.Payload)
-			if err != nil {
-				return fmt.Errorf("event %d (%s %s) no longer parses; fix the parser or the configuration first: %w", r.ID, r.Source, r.EventID, err)
-			}
-			parsed[i] = ev
-			switch {
+			switch ev := parsed[i]; {
 			case handlers.HasEntity(ev):
 				writes = append(writes, store.Write{Source: r.Source, Event: ev, Opts: store.ApplyOptions{DeletedAt: r.OccurredAt, Reapply: true}})
 				wrote = append(wrote, i)
