@@ -37,7 +37,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func childClerk(b *testing.B, users int) string {
+// childClerk starts the Clerk fake with users in a child process, and returns its URL and the
+// child's process id.
+func childClerk(b *testing.B, users int) (string, int) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", benchFakeEnv, users))
@@ -52,7 +54,7 @@ func childClerk(b *testing.B, users int) string {
 	if err != nil {
 		b.Fatalf("child fake: %v", err)
 	}
-	return strings.TrimSpace(line)
+	return strings.TrimSpace(line), cmd.Process.Pid
 }
 
 // memoryPeaks samples the process's resident set and live heap until stop is called.
@@ -99,14 +101,18 @@ func rss() int64 {
 }
 
 // BenchmarkResync measures a resync of a Clerk source's users into an empty mirror: users/s
-// written to Postgres (listing, mapping, version-guarded upserts, seen keys, checkpoints) and the
-// peak resident set and live heap of the process, which must not grow with the number of users.
+// written to Postgres (listing, mapping, version-guarded upserts, seen keys, checkpoints), the CPU
+// time per user of this process, of its Postgres backends and of the fake (which shares the
+// machine), and the peak resident set and live heap of the process, which must not grow with the
+// number of users: each size after the first also reports the growth of both over the first.
 //
-//	go test -run '^$' -bench BenchmarkResync ./internal/app
+//	go test -run '^$' -bench 'BenchmarkResync$' ./internal/app
 //
-// BENCH_RESYNC_USERS sets the sizes, comma-separated (default 10000,100000).
+// BENCH_RESYNC_USERS sets the sizes, comma-separated (default 10000,300000);
+// BENCH_RESYNC_CPUPROFILE writes a CPU profile of the last resync to that file.
 func BenchmarkResync(b *testing.B) {
-	sizes := []int{10_000, 100_000}
+	benchDatabase(b)
+	sizes := []int{10_000, 300_000}
 	if v := os.Getenv("BENCH_RESYNC_USERS"); v != "" {
 		sizes = nil
 		for f := range strings.SplitSeq(v, ",") {
@@ -117,25 +123,40 @@ func BenchmarkResync(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
-	for _, users := range sizes {
+	var firstRSS, firstHeap float64
+	for i, users := range sizes {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
-			url := childClerk(b, users)
+			url, fake := childClerk(b, users)
 			s := startStack(b, withSources(fmt.Sprintf(
 				`[{name: clerk-e2e, kind: clerk, webhook: {secrets: [%q]}, api: {secret_key: sk_test_fakeidp, base_url: %q}, resync: {periodic: false}}]`, secret, url)))
 			b.ResetTimer()
 			for b.Loop() {
 				runtime.GC()
 				stop := memoryPeaks()
+				cost, fake0 := startCPUCost(b, s), procCPU(fake)
+				profile := cpuProfile(b, os.Getenv("BENCH_RESYNC_CPUPROFILE"))
 				start := time.Now()
 				run := s.finishedWithin(s.resync(events.EntityUser), 10*time.Minute)
 				took := time.Since(start)
+				profile()
+				self, pg := cost.perUnit(users)
+				fakeCPU := float64((procCPU(fake) - fake0).Microseconds()) / float64(users)
 				rssMiB, heapMiB := stop()
 				if run.Status != store.RunSucceeded || run.Seen != int64(users) {
 					b.Fatalf("run = %+v", run)
 				}
+				b.Logf("%d users: %.0f users/s; cpu/user: %.1f us here + %.1f us in Postgres + %.1f us in the fake; peak RSS %.1f MiB, peak heap %.1f MiB",
+					users, float64(users)/took.Seconds(), self, pg, fakeCPU, rssMiB, heapMiB)
 				b.ReportMetric(float64(users)/took.Seconds(), "users/s")
+				b.ReportMetric(self+pg, "cpu-us/user")
 				b.ReportMetric(rssMiB, "peak-rss-MiB")
 				b.ReportMetric(heapMiB, "peak-heap-MiB")
+				if i == 0 {
+					firstRSS, firstHeap = rssMiB, heapMiB
+				} else {
+					b.ReportMetric(rssMiB-firstRSS, "rss-growth-MiB")
+					b.ReportMetric(heapMiB-firstHeap, "heap-growth-MiB")
+				}
 			}
 		})
 	}
