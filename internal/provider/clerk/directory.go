@@ -2,6 +2,7 @@ package clerk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/idpsync/idpsync/internal/events"
 	"github.com/idpsync/idpsync/internal/idpclient"
+	"github.com/idpsync/idpsync/internal/jsonscan"
 	"github.com/idpsync/idpsync/internal/provider"
 )
 
@@ -42,23 +44,43 @@ func (d *clerkDirectory) List(ctx context.Context, entity events.Entity, from pr
 
 func (d *clerkDirectory) users(ctx context.Context, cp provider.OffsetCheckpoint, yield func(provider.Item, error) bool) {
 	params := &ListUsersParams{ListParams: ListParams{Offset: cp.Offset, OrderBy: byCreation}}
-	for u, err := range d.c.ListUsers(ctx, params) {
+	for raw, err := range d.c.listUsersRaw(ctx, params) {
 		if err != nil {
 			yield(provider.Item{}, err)
 			return
 		}
 		cp.Offset++
-		if !yield(clerkUserItem(u, cp), nil) {
+		if !yield(clerkUserItem(raw, cp), nil) {
 			return
 		}
 	}
 }
 
-func clerkUserItem(u User, cp provider.OffsetCheckpoint) provider.Item {
-	it := provider.Item{Key: u.ID, Next: cp.Raw()}
-	user, err := ParseUser(u.Raw)
+// clerkUserItem maps a listed user's JSON once, with ParseUser, as a webhook's user is mapped.
+func clerkUserItem(raw json.RawMessage, cp provider.OffsetCheckpoint) provider.Item {
+	it := provider.Item{Next: cp.Raw()}
+	user, err := ParseUser(raw)
+	if err != nil {
+		it.Key = idOf(raw)
+	} else {
+		it.Key = user.ID
+	}
 	it.Event, it.Err = events.Event{Envelope: events.Envelope{Type: events.UserUpdated}, User: user}, err
 	return it
+}
+
+// idOf reads the id of a JSON object that does not map, for the resync's report of what it
+// skipped; "" when it has none.
+func idOf(raw []byte) string {
+	var id string
+	_ = jsonscan.Object(raw, func(key, value []byte) {
+		if jsonscan.KeyIs(key, "id") {
+			if s, ok := jsonscan.String(value, nil); ok {
+				id = s
+			}
+		}
+	})
+	return id
 }
 
 func (d *clerkDirectory) organizations(ctx context.Context, cp provider.OffsetCheckpoint, yield func(provider.Item, error) bool) {

@@ -2,6 +2,7 @@ package clerk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
@@ -69,21 +70,32 @@ func (c *Client) ListUsersPage(ctx context.Context, params *ListUsersParams) ([]
 // otherwise, fetching one page at a time from params.Offset on. It stops after the first page
 // shorter than the limit.
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams) iter.Seq2[User, error] {
+	return listUsers[User](ctx, c, params)
+}
+
+// listUsersRaw is ListUsers yielding each user's JSON as received: a resync maps it once
+// (ParseUser) instead of decoding it into a User first.
+func (c *Client) listUsersRaw(ctx context.Context, params *ListUsersParams) iter.Seq2[json.RawMessage, error] {
+	return listUsers[json.RawMessage](ctx, c, params)
+}
+
+// listUsers is ListUsers decoding each user into T.
+func listUsers[T any](ctx context.Context, c *Client, params *ListUsersParams) iter.Seq2[T, error] {
 	if params == nil {
 		params = &ListUsersParams{}
 	}
 	if err := params.check(); err != nil {
-		return refused[User](fmt.Errorf("listing users: %w", err))
+		return refused[T](fmt.Errorf("listing users: %w", err))
 	}
 	q := params.filters()
 	limit := c.limit(params.ListParams)
 	// A stable order keeps offsets meaningful while users are created during the walk.
 	q.Set("order_by", orDefault(params.OrderBy, "+created_at"))
-	return idpclient.Paginate(ctx, params.Offset, func(ctx context.Context, offset int) ([]User, int, bool, error) {
+	return idpclient.Paginate(ctx, params.Offset, func(ctx context.Context, offset int) ([]T, int, bool, error) {
 		page := cloneQuery(q)
 		page.Set("limit", strconv.Itoa(limit))
 		page.Set("offset", strconv.Itoa(offset))
-		var users []User
+		var users []T
 		if err := c.t.Do(ctx, &idpclient.Request{Method: http.MethodGet, Path: "/users", Query: page}, &users); err != nil {
 			return nil, 0, false, fmt.Errorf("listing users at offset %d: %w", offset, err)
 		}
