@@ -231,7 +231,7 @@ func (in *Intake) Process(ctx context.Context, batch []*natsbus.Delivery) {
 		items[i] = in.prepare(d)
 	}
 	in.startSpans(ctx, items)
-	err := in.recordTx(ctx, items)
+	err := in.recordNew(ctx, items)
 	switch {
 	case err == nil:
 		in.recovered()
@@ -371,9 +371,27 @@ func (in *Intake) deadLetter(d *natsbus.Delivery, ev *natsbus.Event, reason stri
 	return dl
 }
 
+// recordNew records items expecting their events to be new to the log, which deliveries from the
+// consumer almost always are: the log's insert then skips no conflicts, which costs Postgres
+// less. When one was recorded already (a redelivery after a commit whose ack was lost, a copy
+// the stream's deduplication window did not catch), that transaction is rolled back and
+// recordTx runs again, skipping them.
+func (in *Intake) recordNew(ctx context.Context, items []*item) error {
+	err := in.recordTxWith(ctx, items, store.RecordNewEvents)
+	if errors.Is(err, store.ErrAlreadyRecorded) {
+		err = in.recordTx(ctx, items)
+	}
+	return err
+}
+
 // recordTx runs one transaction for items: dead letters, mirror writes, the event log, the
 // hooks' reactions and the jobs of the events to read from the IdP.
 func (in *Intake) recordTx(ctx context.Context, items []*item) error {
+	return in.recordTxWith(ctx, items, store.RecordEvents)
+}
+
+// recordTxWith is recordTx recording the events with record.
+func (in *Intake) recordTxWith(ctx context.Context, items []*item, record func(context.Context, store.DBTX, []store.NewEvent) ([]int64, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.Consumer.AckWait)
 	defer cancel()
 	var tt *txTrace
@@ -421,7 +439,7 @@ func (in *Intake) recordTx(ctx context.Context, items []*item) error {
 			}
 		}
 		tt.mark(logStart)
-		ids, err := store.RecordEvents(ctx, tx, evs)
+		ids, err := record(ctx, tx, evs)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,6 +131,29 @@ func TestRecordEventsOncePerSourceAndID(t *testing.T) {
 	}
 	if _, err := store.GetEvent(ctx, pool, 999999); err == nil {
 		t.Fatal("GetEvent of a missing id succeeded")
+	}
+}
+
+// RecordNewEvents records a batch of new events as RecordEvents does, and refuses a batch holding
+// an event already in the log, or twice, with ErrAlreadyRecorded and nothing recorded.
+func TestRecordNewEventsRefusesRecordedEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := storetest.NewSchema(t)
+	a, b := newEvent("clerk", "msg_a", events.UserCreated, `{"n":1}`), newEvent("clerk", "msg_b", events.UserCreated, `{"n":2}`)
+	ids, err := store.RecordNewEvents(ctx, pool, []store.NewEvent{a, b})
+	if err != nil || ids[0] == 0 || ids[1] == 0 || ids[0] == ids[1] {
+		t.Fatalf("ids = %v, %v; want two new rows", ids, err)
+	}
+	c := newEvent("clerk", "msg_c", events.UserCreated, `{"n":3}`)
+	for name, batch := range map[string][]store.NewEvent{"already recorded": {c, a}, "twice in the batch": {c, c}} {
+		if _, err := store.RecordNewEvents(ctx, pool, batch); !errors.Is(err, store.ErrAlreadyRecorded) {
+			t.Errorf("%s: err = %v, want ErrAlreadyRecorded", name, err)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d events in the log (%v), want the first two only", n, err)
 	}
 }
 
