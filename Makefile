@@ -3,6 +3,8 @@
 GO        ?= go
 PKGS      ?= ./...
 FUZZTIME  ?= 30s
+# Each benchmark runs its own rounds and reports medians, so one iteration each; -p 1 keeps one
+# package's benchmarks from running beside another's on the machine's two cores.
 BENCHTIME ?= 1x
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -46,8 +48,8 @@ chaos-short: ## one short run of every chaos scenario, as CI runs it
 	CHAOS=short $(GO) test -race -v -count=1 -parallel $(or $(CHAOS_PARALLEL),9) -timeout 20m -run '^TestChaos$$' ./internal/chaos
 
 .PHONY: bench
-bench: ## run the benchmarks and print the figures the README reports
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
+bench: ## run the benchmarks and print the figures the README reports (BENCH_* knobs: see each benchmark)
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m $(PKGS)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test of the repository (parsers, verifiers, inputs from the network) for FUZZTIME each
