@@ -171,7 +171,7 @@ func BenchmarkResync(b *testing.B) {
 func BenchmarkOrganizationDeletedRevocation(b *testing.B) {
 	const orgs, members = 100, 10
 	s, c, z := revocationStackWith(b, clerkfake.Options{Seed: 5, Users: orgs * members, Organizations: orgs,
-		MembersPerOrganization: members, SessionsPerUser: 1}, "{zeroid: agents}")
+		MembersPerOrganization: members, SessionsPerUser: 1}, "{zeroid: agents, zeroid_action: signal}")
 	for _, uid := range c.UserIDs() {
 		z.CreateIdentity(zeroidfake.Identity{Name: "agent", IdentityType: "agent", Status: "active", OwnerUserID: uid})
 	}
